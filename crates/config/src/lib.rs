@@ -1,0 +1,1 @@
+//! fail2ban configuration dialect (see docs).

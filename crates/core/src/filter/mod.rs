@@ -1,0 +1,1 @@
+//! Log-line matching (being written).

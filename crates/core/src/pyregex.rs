@@ -1,0 +1,1 @@
+//! Python regex translation (being written).
