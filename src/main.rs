@@ -1,1 +1,36 @@
-fn main() {}
+//! banhammer's entry point: parse, dispatch, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use banhammer::cli::{self, Cli, Command};
+
+/// fail2ban's tools exit 255 on errors; scripts written for them check for it.
+const EXIT_ERROR: u8 = 255;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Regex(args) => cli::regex::run(args),
+        Command::Config(cmd) => cli::config::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                // `banhammer regex … | head` is normal use, not an error.
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -10,4 +10,5 @@
 pub mod date;
 pub mod failtags;
 pub mod filter;
+pub mod jail;
 pub mod pyregex;

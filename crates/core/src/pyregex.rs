@@ -1,1 +1,1101 @@
-//! Python regex translation (being written).
+//! Python `re` patterns, as fail2ban writes them, compiled to Rust engines.
+//!
+//! Owns the translation of Python regex syntax (after fail2ban's tag expansion) into the syntax of
+//! the `regex` crate, and the choice of engine: the fast automaton engine whenever the pattern has
+//! no backtracking-only construct, `fancy-regex` otherwise. Receives pattern text; emits a
+//! [`PyRegex`] that reports match spans of named groups with Python's semantics.
+//!
+//! Differences handled here (see `compat.md` §3): `{,n}`, stray `{`/`}`, unescaped `[` inside a
+//! class, fail2ban's rewrite of mid-pattern global flags `((?i)…)` → `(?i:…)`, `$` (Python: end or
+//! before a final `\n`), `\Z`, `\<`/`\>` (literal in Python, word boundaries in Rust), `(?P=name)`,
+//! conditionals `(?(name)…)` (which fancy-regex 0.20 misreads unless bracketed), comments
+//! `(?#…)`, octal and `\u`/`\U` escapes. For patterns that need backtracking we also build a
+//! *relaxed* fast-engine pattern (lookarounds dropped, back-references and conditionals widened):
+//! it matches a superset, so a miss there proves a miss of the real pattern and the slow engine
+//! never runs on most lines.
+
+use std::fmt;
+
+/// A Python pattern that could not be translated or compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid regex {pattern:?}: {reason}")]
+pub struct RegexError {
+    /// The pattern as given (Python syntax).
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl RegexError {
+    fn new(pattern: &str, reason: impl Into<String>) -> Self {
+        RegexError {
+            pattern: pattern.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result of [`translate`]: Rust-syntax pattern text plus what the engine must support.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    /// Pattern in Rust syntax (`regex` syntax if `!needs_backtrack`, else `fancy-regex` syntax).
+    pub pattern: String,
+    /// The pattern uses lookaround, back-references, conditionals, atomic groups or possessive
+    /// quantifiers: only `fancy-regex` can run it.
+    pub needs_backtrack: bool,
+    /// When `needs_backtrack`: a fast-engine pattern matching a superset of what `pattern`
+    /// matches (a necessary condition). Equal to `pattern` otherwise.
+    pub relaxed: String,
+}
+
+/// fail2ban's IPv6 regex ends with `(?<=:):`; every repetition before it ends with `:`, so the
+/// lookbehind always holds and `:` alone is equivalent (and fast-engine friendly).
+const IP6_LOOKBEHIND: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)";
+const IP6_PLAIN: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)";
+
+/// Translate a Python pattern compiled without `re.MULTILINE`.
+pub fn translate(py: &str) -> Result<Translated, RegexError> {
+    translate_with(py, false)
+}
+
+/// Translate a Python pattern; `multiline` = compiled with `re.MULTILINE`.
+pub fn translate_with(py: &str, multiline: bool) -> Result<Translated, RegexError> {
+    translate_opts(py, multiline, false)
+}
+
+/// Translate a Python pattern. `exact_dollar`: the subject may contain a `\n` before its last
+/// character, so a non-MULTILINE `$` must be emitted exactly (lookahead, backtracking engine)
+/// instead of as `(?m:$)`.
+pub fn translate_opts(
+    py: &str,
+    multiline: bool,
+    exact_dollar: bool,
+) -> Result<Translated, RegexError> {
+    let pre = glob_to_local_flags(&py.replace(IP6_LOOKBEHIND, IP6_PLAIN));
+    let first = Translator::new(py, &pre, multiline, exact_dollar).run()?;
+    if !exact_dollar && first.translated.needs_backtrack && first.has_dollar {
+        // the backtracking engine is needed anyway: use the exact form of Python's `$`
+        return Translator::new(py, &pre, multiline, true)
+            .run()
+            .map(|r| r.translated);
+    }
+    Ok(first.translated)
+}
+
+/// fail2ban's `R_GLOB2LOCFLAGS`: `((?i)` or `(?:(?i)` not preceded by a backslash becomes `(?i:`.
+/// Done textually, exactly like fail2ban (it does not care about character classes either).
+pub fn glob_to_local_flags(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        if b[i] == b'(' && (i == 0 || b[i - 1] != b'\\') {
+            let mut j = i + 1;
+            if b[j..].starts_with(b"?:") {
+                j += 2;
+            }
+            if b[j..].starts_with(b"(?") {
+                let k = j + 2;
+                let mut e = k;
+                while e < b.len() && b[e].is_ascii_lowercase() {
+                    e += 1;
+                }
+                if e > k && e < b.len() && b[e] == b')' {
+                    out.push_str(&s[copied..i]);
+                    out.push_str(&s[j..e]);
+                    out.push(':');
+                    i = e + 1;
+                    copied = i;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GroupKind {
+    /// Ordinary group: `(`, `(?:`, `(?P<n>`, flags group, atomic (relaxed as `(?:`).
+    Plain,
+    /// Lookaround: dropped from the relaxed pattern.
+    Look,
+    /// Conditional: relaxed as an alternation group; `true` once its `|` was seen.
+    Cond(bool),
+}
+
+struct Translator<'a> {
+    orig: &'a str,
+    chars: Vec<char>,
+    pos: usize,
+    out: String,
+    rel: String,
+    /// >0 while inside a lookaround (nothing goes to `rel`).
+    rel_off: usize,
+    stack: Vec<GroupKind>,
+    backtrack: bool,
+    multiline: bool,
+    verbose: bool,
+    /// Emit Python's non-MULTILINE `$` exactly (needs lookahead) rather than as `(?m:$)`.
+    exact_dollar: bool,
+    has_dollar: bool,
+}
+
+struct RunResult {
+    translated: Translated,
+    has_dollar: bool,
+}
+
+impl<'a> Translator<'a> {
+    fn new(orig: &'a str, pre: &str, multiline: bool, exact_dollar: bool) -> Self {
+        Translator {
+            orig,
+            chars: pre.chars().collect(),
+            pos: 0,
+            out: String::with_capacity(pre.len() + 16),
+            rel: String::with_capacity(pre.len() + 16),
+            rel_off: 0,
+            stack: Vec::new(),
+            backtrack: false,
+            multiline,
+            verbose: false,
+            exact_dollar,
+            has_dollar: false,
+        }
+    }
+
+    fn err(&self, reason: impl Into<String>) -> RegexError {
+        RegexError::new(self.orig, reason)
+    }
+
+    fn peek(&self, off: usize) -> Option<char> {
+        self.chars.get(self.pos + off).copied()
+    }
+
+    fn emit(&mut self, s: &str) {
+        self.out.push_str(s);
+        if self.rel_off == 0 {
+            self.rel.push_str(s);
+        }
+    }
+
+    fn emit2(&mut self, real: &str, relaxed: &str) {
+        self.out.push_str(real);
+        if self.rel_off == 0 {
+            self.rel.push_str(relaxed);
+        }
+    }
+
+    fn emit_char(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.emit(c.encode_utf8(&mut buf));
+    }
+
+    /// A literal character outside a class, escaped for Rust if needed.
+    fn emit_literal(&mut self, c: char) {
+        match c {
+            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+            | '#' | '&' | '-' | '~' => {
+                let s = format!("\\{c}");
+                self.emit(&s);
+            }
+            ' ' if self.verbose => self.emit(r"\x20"),
+            _ => self.emit_char(c),
+        }
+    }
+
+    /// A literal character inside a class.
+    fn emit_class_literal(&mut self, c: char) {
+        match c {
+            '\\' | '[' | ']' | '^' | '-' | '&' | '~' => {
+                let s = format!("\\{c}");
+                self.emit(&s);
+            }
+            ' ' if self.verbose => self.emit(r"\x20"),
+            _ => self.emit_char(c),
+        }
+    }
+
+    fn run(mut self) -> Result<RunResult, RegexError> {
+        self.scan_leading_flags();
+        while let Some(c) = self.peek(0) {
+            self.pos += 1;
+            match c {
+                '\\' => self.escape(false)?,
+                '[' => self.class()?,
+                '(' => self.open_group()?,
+                ')' => {
+                    let kind = self
+                        .stack
+                        .pop()
+                        .ok_or_else(|| self.err("unbalanced parenthesis"))?;
+                    self.out.push(')');
+                    match kind {
+                        GroupKind::Look => self.rel_off -= 1,
+                        GroupKind::Cond(false) => {
+                            // `(?(c)yes)` has an empty "no" branch
+                            if self.rel_off == 0 {
+                                self.rel.push_str("|)");
+                            }
+                        }
+                        _ => {
+                            if self.rel_off == 0 {
+                                self.rel.push(')');
+                            }
+                        }
+                    }
+                    // A lookaround cannot be repeated in Rust syntax; Python allows `(?=x)?` but
+                    // nothing shipped uses that, so leave any quantifier to the compiler.
+                }
+                '{' => self.brace(),
+                '}' => self.emit(r"\}"),
+                '$' => {
+                    self.has_dollar = true;
+                    if self.multiline || !self.exact_dollar {
+                        self.emit("(?m:$)");
+                    } else {
+                        self.emit2(r"(?=\n?\z)", "(?m:$)");
+                        self.backtrack = true;
+                    }
+                }
+                '*' | '+' | '?' => {
+                    self.emit_char(c);
+                    self.quantifier_suffix();
+                }
+                '#' if self.verbose => {
+                    // verbose comment to end of line
+                    while let Some(d) = self.peek(0) {
+                        self.pos += 1;
+                        if d == '\n' {
+                            break;
+                        }
+                    }
+                }
+                c if self.verbose && c.is_whitespace() => {}
+                '|' => {
+                    if let Some(GroupKind::Cond(seen)) = self.stack.last_mut() {
+                        *seen = true;
+                    }
+                    self.emit("|");
+                }
+                '.' | '^' => self.emit_char(c),
+                _ => self.emit_literal(c),
+            }
+        }
+        if !self.stack.is_empty() {
+            return Err(self.err("missing ), unterminated subpattern"));
+        }
+        let relaxed = if self.backtrack {
+            self.rel
+        } else {
+            self.out.clone()
+        };
+        Ok(RunResult {
+            has_dollar: self.has_dollar,
+            translated: Translated {
+                pattern: self.out,
+                needs_backtrack: self.backtrack,
+                relaxed,
+            },
+        })
+    }
+
+    // Python's `$` without MULTILINE is "end, or before a final `\n`". `(?m:$)` is identical on
+    // subjects whose only `\n` is the last character, which is what fail2ban's single-line buffer
+    // is; we keep the fast engine for that and only go exact (lookahead) when the pattern needs
+    // the backtracking engine anyway.
+
+    /// Global flags at the very start: `(?imsx)`.
+    fn scan_leading_flags(&mut self) {
+        loop {
+            if self.peek(0) != Some('(') || self.peek(1) != Some('?') {
+                return;
+            }
+            let mut j = 2;
+            let mut flags = String::new();
+            while let Some(c) = self.peek(j) {
+                if c.is_ascii_alphabetic() {
+                    flags.push(c);
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if flags.is_empty() || self.peek(j) != Some(')') {
+                return;
+            }
+            self.pos += j + 1;
+            let mut keep = String::new();
+            for f in flags.chars() {
+                match f {
+                    'm' => {
+                        self.multiline = true;
+                        keep.push('m');
+                    }
+                    'x' => {
+                        self.verbose = true;
+                        keep.push('x');
+                    }
+                    'i' | 's' => keep.push(f),
+                    _ => {} // a, u, L: Unicode is already the default for str patterns
+                }
+            }
+            if !keep.is_empty() {
+                let s = format!("(?{keep})");
+                self.emit(&s);
+            }
+        }
+    }
+
+    /// After `*`, `+`, `?` or `{…}`: lazy `?` or possessive `+`.
+    fn quantifier_suffix(&mut self) {
+        match self.peek(0) {
+            Some('?') => {
+                self.pos += 1;
+                self.emit("?");
+            }
+            Some('+') => {
+                self.pos += 1;
+                self.emit2("+", "");
+                self.backtrack = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// `{`: a quantifier `{n}`, `{n,}`, `{,m}`, `{n,m}`, `{,}` or a literal brace.
+    fn brace(&mut self) {
+        let mut j = 0;
+        let mut lo = String::new();
+        let mut hi = String::new();
+        let mut comma = false;
+        loop {
+            match self.peek(j) {
+                Some(c) if c.is_ascii_digit() => {
+                    if comma {
+                        hi.push(c)
+                    } else {
+                        lo.push(c)
+                    }
+                }
+                Some(',') if !comma => comma = true,
+                Some('}') => break,
+                _ => {
+                    self.emit(r"\{");
+                    return;
+                }
+            }
+            j += 1;
+        }
+        if lo.is_empty() && hi.is_empty() && !comma {
+            // `{}` is literal in Python
+            self.emit(r"\{");
+            return;
+        }
+        self.pos += j + 1;
+        let lo = if lo.is_empty() { "0".to_string() } else { lo };
+        let q = if comma {
+            format!("{{{lo},{hi}}}")
+        } else {
+            format!("{{{lo}}}")
+        };
+        self.emit(&q);
+        self.quantifier_suffix();
+    }
+
+    fn read_name(&mut self, close: char) -> Result<String, RegexError> {
+        let mut name = String::new();
+        loop {
+            match self.peek(0) {
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(c) => {
+                    name.push(c);
+                    self.pos += 1;
+                }
+                None => return Err(self.err("missing group name terminator")),
+            }
+        }
+        if name.is_empty() {
+            return Err(self.err("missing group name"));
+        }
+        Ok(name)
+    }
+
+    fn open_group(&mut self) -> Result<(), RegexError> {
+        if self.peek(0) != Some('?') {
+            self.stack.push(GroupKind::Plain);
+            self.emit("(");
+            return Ok(());
+        }
+        self.pos += 1;
+        match self.peek(0) {
+            Some(':') => {
+                self.pos += 1;
+                self.stack.push(GroupKind::Plain);
+                self.emit("(?:");
+            }
+            Some('P') => {
+                self.pos += 1;
+                match self.peek(0) {
+                    Some('<') => {
+                        self.pos += 1;
+                        let name = self.read_name('>')?;
+                        self.stack.push(GroupKind::Plain);
+                        let s = format!("(?P<{name}>");
+                        self.emit(&s);
+                    }
+                    Some('=') => {
+                        self.pos += 1;
+                        let name = self.read_name(')')?;
+                        let s = format!(r"\k<{name}>");
+                        self.emit2(&s, "(?s:.*?)");
+                        self.backtrack = true;
+                    }
+                    _ => return Err(self.err("unknown extension ?P")),
+                }
+            }
+            Some('=') | Some('!') => {
+                let c = self.peek(0).unwrap_or('=');
+                self.pos += 1;
+                self.look(&format!("(?{c}"));
+            }
+            Some('<') => match self.peek(1) {
+                Some('=') | Some('!') => {
+                    let c = self.peek(1).unwrap_or('=');
+                    self.pos += 2;
+                    self.look(&format!("(?<{c}"));
+                }
+                _ => {
+                    self.pos += 1;
+                    let name = self.read_name('>')?;
+                    self.stack.push(GroupKind::Plain);
+                    let s = format!("(?P<{name}>");
+                    self.emit(&s);
+                }
+            },
+            Some('>') => {
+                self.pos += 1;
+                self.stack.push(GroupKind::Plain);
+                self.emit2("(?>", "(?:");
+                self.backtrack = true;
+            }
+            Some('#') => {
+                while let Some(c) = self.peek(0) {
+                    self.pos += 1;
+                    if c == ')' {
+                        return Ok(());
+                    }
+                }
+                return Err(self.err("missing ), unterminated comment"));
+            }
+            Some('(') => {
+                self.pos += 1;
+                let name = self.read_name(')')?;
+                let cond = if name.chars().all(|c| c.is_ascii_digit()) {
+                    format!("(?({name})")
+                } else {
+                    format!("(?(<{name}>)")
+                };
+                self.stack.push(GroupKind::Cond(false));
+                self.emit2(&cond, "(?:");
+                self.backtrack = true;
+            }
+            _ => {
+                // inline flags: (?flags) or (?flags-flags:...)
+                let mut flags = String::new();
+                loop {
+                    match self.peek(0) {
+                        Some(c) if c.is_ascii_alphabetic() || c == '-' => {
+                            self.pos += 1;
+                            match c {
+                                'a' | 'u' | 'L' => {}
+                                'm' | 'i' | 's' | 'x' | '-' => flags.push(c),
+                                _ => return Err(self.err(format!("unknown flag {c:?}"))),
+                            }
+                        }
+                        Some(':') => {
+                            self.pos += 1;
+                            self.stack.push(GroupKind::Plain);
+                            let s = if flags.is_empty() || flags == "-" {
+                                "(?:".to_string()
+                            } else {
+                                format!("(?{flags}:")
+                            };
+                            self.emit(&s);
+                            return Ok(());
+                        }
+                        Some(')') => {
+                            self.pos += 1;
+                            if flags.contains('m') && !flags.contains('-') {
+                                self.multiline = true;
+                            }
+                            if !flags.is_empty() && flags != "-" {
+                                let s = format!("(?{flags})");
+                                self.emit(&s);
+                            }
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("unknown extension")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn look(&mut self, open: &str) {
+        self.out.push_str(open);
+        self.rel_off += 1;
+        self.stack.push(GroupKind::Look);
+        self.backtrack = true;
+    }
+
+    /// Escape outside a class (the backslash is consumed).
+    fn escape(&mut self, _in_class: bool) -> Result<(), RegexError> {
+        let c = self
+            .peek(0)
+            .ok_or_else(|| self.err("bad escape (end of pattern)"))?;
+        self.pos += 1;
+        match c {
+            'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'b' | 'B' | 'A' => {
+                let s = format!("\\{c}");
+                self.emit(&s);
+            }
+            'Z' => self.emit(r"\z"),
+            '1'..='7'
+                if self.peek(0).is_some_and(|d| d.is_digit(8))
+                    && self.peek(1).is_some_and(|d| d.is_digit(8)) =>
+            {
+                // Python: three octal digits are a character, not a back-reference
+                let v = c.to_digit(8).unwrap_or(0) * 64
+                    + self.peek(0).and_then(|d| d.to_digit(8)).unwrap_or(0) * 8
+                    + self.peek(1).and_then(|d| d.to_digit(8)).unwrap_or(0);
+                self.pos += 2;
+                let ch = char::from_u32(v).ok_or_else(|| self.err("octal escape out of range"))?;
+                self.emit_literal(ch);
+            }
+            '1'..='9' => {
+                let mut n = String::from(c);
+                if let Some(d) = self.peek(0).filter(|d| d.is_ascii_digit()) {
+                    n.push(d);
+                    self.pos += 1;
+                }
+                let s = format!("\\{n}");
+                self.emit2(&s, "(?s:.*?)");
+                self.backtrack = true;
+            }
+            _ => {
+                let lit = self.escape_char(c)?;
+                self.emit_literal(lit);
+            }
+        }
+        Ok(())
+    }
+
+    /// Character escapes common to both contexts; `c` is the char after the backslash.
+    fn escape_char(&mut self, c: char) -> Result<char, RegexError> {
+        Ok(match c {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            'f' => '\x0c',
+            'v' => '\x0b',
+            'a' => '\x07',
+            '0' => {
+                let mut v = 0u32;
+                for _ in 0..2 {
+                    match self.peek(0).and_then(|d| d.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            self.pos += 1;
+                        }
+                        None => break,
+                    }
+                }
+                char::from_u32(v).unwrap_or('\0')
+            }
+            'x' => self.hex(2)?,
+            'u' => self.hex(4)?,
+            'U' => self.hex(8)?,
+            c if c.is_ascii_alphanumeric() => {
+                return Err(self.err(format!("bad escape \\{c}")));
+            }
+            c => c,
+        })
+    }
+
+    fn hex(&mut self, n: usize) -> Result<char, RegexError> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let d = self
+                .peek(0)
+                .and_then(|d| d.to_digit(16))
+                .ok_or_else(|| self.err("incomplete hex escape"))?;
+            self.pos += 1;
+            v = v.wrapping_mul(16).wrapping_add(d);
+        }
+        char::from_u32(v).ok_or_else(|| self.err("bad character code in escape"))
+    }
+
+    /// A character class; the opening `[` is consumed.
+    fn class(&mut self) -> Result<(), RegexError> {
+        self.emit("[");
+        if self.peek(0) == Some('^') {
+            self.pos += 1;
+            self.emit("^");
+        }
+        let mut first = true;
+        loop {
+            let c = self
+                .peek(0)
+                .ok_or_else(|| self.err("unterminated character set"))?;
+            self.pos += 1;
+            match c {
+                ']' if !first => {
+                    self.emit("]");
+                    return Ok(());
+                }
+                '\\' => {
+                    let e = self
+                        .peek(0)
+                        .ok_or_else(|| self.err("bad escape (end of pattern)"))?;
+                    self.pos += 1;
+                    match e {
+                        'd' | 'D' | 'w' | 'W' | 's' | 'S' => {
+                            let s = format!("\\{e}");
+                            self.emit(&s);
+                        }
+                        'b' => self.emit_class_literal('\x08'),
+                        '1'..='7' => {
+                            // octal in a class
+                            let mut v = e.to_digit(8).unwrap_or(0);
+                            for _ in 0..2 {
+                                match self.peek(0).and_then(|d| d.to_digit(8)) {
+                                    Some(d) => {
+                                        v = v * 8 + d;
+                                        self.pos += 1;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            let ch = char::from_u32(v).unwrap_or('\0');
+                            self.emit_class_literal(ch);
+                        }
+                        _ => {
+                            let ch = self.escape_char(e)?;
+                            self.emit_class_literal(ch);
+                        }
+                    }
+                }
+                '-' => {
+                    // a range operator between two members, else literal; never `--` (Rust's
+                    // class difference)
+                    let next = self.peek(0);
+                    if first || next == Some(']') || next == Some('-') {
+                        self.emit(r"\-");
+                    } else {
+                        self.emit("-");
+                    }
+                }
+                _ => self.emit_class_literal(c),
+            }
+            first = false;
+        }
+    }
+}
+
+/// A compiled Python pattern on the cheapest engine able to run it.
+pub struct PyRegex {
+    engine: Engine,
+    names: Vec<Option<String>>,
+    py: String,
+    translated: String,
+}
+
+/// The engine behind a [`PyRegex`].
+pub enum Engine {
+    /// `regex` crate: finite automata, linear time.
+    Fast(regex::Regex),
+    /// `fancy-regex`, preceded by a fast necessary-condition check when one compiles.
+    Backtrack {
+        /// The real pattern.
+        regex: fancy_regex::Regex,
+        /// Relaxed fast pattern: no match here ⇒ no match of `regex`.
+        necessary: Option<regex::Regex>,
+    },
+}
+
+impl fmt::Debug for PyRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PyRegex")
+            .field("py", &self.py)
+            .field("translated", &self.translated)
+            .field("backtrack", &self.is_backtrack())
+            .finish()
+    }
+}
+
+/// Match spans of every group of one match, by group index (0 = whole match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl Spans {
+    /// Span of group `i`, if it participated.
+    pub fn get(&self, i: usize) -> Option<(usize, usize)> {
+        self.spans.get(i).copied().flatten()
+    }
+    /// Number of groups (incl. group 0).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    /// True when no groups are stored (no match yet).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+const BACKTRACK_LIMIT: usize = 1_000_000;
+
+impl PyRegex {
+    /// Compile a Python pattern; `multiline` = Python `re.MULTILINE`.
+    pub fn compile(py: &str, multiline: bool) -> Result<PyRegex, RegexError> {
+        Self::compile_opts(py, multiline, false)
+    }
+
+    /// Like [`compile`](Self::compile); `exact_dollar` as in [`translate_opts`] (use it for a
+    /// non-MULTILINE pattern searched in a multi-line subject).
+    pub fn compile_opts(
+        py: &str,
+        multiline: bool,
+        exact_dollar: bool,
+    ) -> Result<PyRegex, RegexError> {
+        let t = translate_opts(py, multiline, exact_dollar)?;
+        let engine = if !t.needs_backtrack {
+            let re = regex::RegexBuilder::new(&t.pattern)
+                .multi_line(multiline)
+                .size_limit(64 << 20)
+                .build()
+                .map_err(|e| RegexError::new(py, e.to_string()))?;
+            Engine::Fast(re)
+        } else {
+            let re = fancy_regex::RegexBuilder::new(&t.pattern)
+                .multi_line(multiline)
+                .backtrack_limit(BACKTRACK_LIMIT)
+                .build()
+                .map_err(|e| RegexError::new(py, e.to_string()))?;
+            // The relaxed form is an optimisation only: if it does not compile, go without it.
+            let necessary = regex::RegexBuilder::new(&t.relaxed)
+                .multi_line(multiline)
+                .size_limit(64 << 20)
+                .build()
+                .ok();
+            Engine::Backtrack {
+                regex: re,
+                necessary,
+            }
+        };
+        let names = match &engine {
+            Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
+            Engine::Backtrack { regex, .. } => regex
+                .capture_names()
+                .map(|n| n.map(str::to_string))
+                .collect(),
+        };
+        Ok(PyRegex {
+            engine,
+            names,
+            py: py.to_string(),
+            translated: t.pattern,
+        })
+    }
+
+    /// The pattern as given (Python syntax).
+    pub fn as_str(&self) -> &str {
+        &self.py
+    }
+
+    /// The translated pattern (Rust syntax).
+    pub fn translated(&self) -> &str {
+        &self.translated
+    }
+
+    /// Whether the backtracking engine is used.
+    pub fn is_backtrack(&self) -> bool {
+        matches!(self.engine, Engine::Backtrack { .. })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Group names by group index (index 0 and unnamed groups are `None`).
+    pub fn group_names(&self) -> &[Option<String>] {
+        &self.names
+    }
+
+    /// Index of the named group.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.as_deref() == Some(name))
+    }
+
+    /// Python `re.search(...) is not None`. A backtracking run that exceeds its limit counts as
+    /// no match (Python would just be slow).
+    pub fn is_match(&self, hay: &str) -> bool {
+        match &self.engine {
+            Engine::Fast(re) => re.is_match(hay),
+            Engine::Backtrack { regex, necessary } => {
+                if let Some(n) = necessary {
+                    if !n.is_match(hay) {
+                        return false;
+                    }
+                }
+                regex.is_match(hay).unwrap_or(false)
+            }
+        }
+    }
+
+    /// Python `re.search` with group spans.
+    pub fn captures(&self, hay: &str) -> Option<Spans> {
+        let mut s = Spans::default();
+        self.captures_into(hay, &mut s).then_some(s)
+    }
+
+    /// Like [`captures`](Self::captures), reusing `spans`; returns whether it matched.
+    pub fn captures_into(&self, hay: &str, spans: &mut Spans) -> bool {
+        spans.spans.clear();
+        match &self.engine {
+            Engine::Fast(re) => {
+                if !re.is_match(hay) {
+                    return false;
+                }
+                let mut locs = re.capture_locations();
+                if re.captures_read(&mut locs, hay).is_none() {
+                    return false;
+                }
+                spans.spans.extend((0..locs.len()).map(|i| locs.get(i)));
+                true
+            }
+            Engine::Backtrack { regex, necessary } => {
+                if let Some(n) = necessary {
+                    if !n.is_match(hay) {
+                        return false;
+                    }
+                }
+                match regex.captures(hay) {
+                    Ok(Some(c)) => {
+                        spans
+                            .spans
+                            .extend((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn tr(p: &str) -> Translated {
+        translate(p).unwrap()
+    }
+
+    fn m(p: &str, hay: &str) -> Option<Vec<Option<String>>> {
+        let re = PyRegex::compile(p, false).unwrap();
+        re.captures(hay).map(|s| {
+            (0..s.len())
+                .map(|i| s.get(i).map(|(a, b)| hay[a..b].to_string()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn brace_quantifiers() {
+        assert_eq!(tr(r"\d{,3}").pattern, r"\d{0,3}");
+        assert_eq!(tr(r"a{2}").pattern, r"a{2}");
+        assert_eq!(tr(r"a{2,}?").pattern, r"a{2,}?");
+        assert_eq!(tr(r"a{,}").pattern, r"a{0,}");
+        assert!(m(r"^\d{,3}$", "1234\n").is_none());
+        assert!(m(r"^\d{,3}$", "123\n").is_some());
+    }
+
+    #[test]
+    fn stray_braces() {
+        // ejabberd-auth, horde
+        assert_eq!(tr(r"\({{x").pattern, r"\(\{\{x");
+        assert_eq!(tr(r"(Horde|{[^}]+})").pattern, r"(Horde|\{[^}]+\})");
+        assert!(m(r"(Horde|{[^}]+})", "{abc}").is_some());
+        assert!(m(r"a{}", "a{}").is_some());
+    }
+
+    #[test]
+    fn bracket_in_class() {
+        // postfix
+        assert_eq!(tr(r"^from [^[]*\[").pattern, r"^from [^\[]*\[");
+        assert!(m(r"^from [^[]*\[(?P<x>\d+)\]", "from host[12]").is_some());
+        assert!(m(r"[[:alpha:]]", "a]").is_some());
+        assert!(m(r"[[:alpha:]]", "a").is_none());
+        assert!(m(r"[]a]", "]").is_some());
+        assert!(m(r"[a-]", "-").is_some());
+        assert!(m(r"[\w\-.^_]+", "a-b.c^").is_some());
+        assert!(m(r"[&&]", "&").is_some());
+    }
+
+    #[test]
+    fn global_flags_mid_pattern() {
+        assert_eq!(tr(r"a((?i)b|c)").pattern, r"a(?i:b|c)");
+        assert_eq!(tr(r"a(?:(?i)b)").pattern, r"a(?i:b)");
+        assert!(m(r"^x((?i)abc|def)$", "xABC\n").is_some());
+        assert!(m(r"^X((?i)abc|def)$", "xABC\n").is_none());
+        // escaped paren is left alone
+        assert_eq!(tr(r"\((?i)b").pattern, r"\((?i)b");
+    }
+
+    #[test]
+    fn leading_flags() {
+        assert!(m(r"(?i)^abc", "ABC").is_some());
+        let re = PyRegex::compile(r"(?m)^b$", false).unwrap();
+        assert!(re.is_match("a\nb\nc\n"));
+    }
+
+    #[test]
+    fn dollar_python_semantics() {
+        assert!(m(r"foo$", "foo\n").is_some());
+        assert!(m(r"foo$", "foo").is_some());
+        assert!(m(r"(?P<a>.+)$", "foo\n").unwrap()[1].as_deref() == Some("foo"));
+        // multiline: before any \n
+        let re = PyRegex::compile(r"^a$", true).unwrap();
+        assert!(re.is_match("x\na\nb\n"));
+        // backtracking pattern: exact semantics even with interior newlines
+        let re = PyRegex::compile_opts(r"a$", false, true).unwrap();
+        assert!(!re.is_match("a\nb\n"));
+        assert!(re.is_match("b\na\n"));
+        let re = PyRegex::compile(r"(?=a)a$", false).unwrap();
+        assert!(!re.is_match("a\nb\n"));
+        assert!(re.is_match("b\na\n"));
+        assert!(re.is_match("b\na"));
+        assert!(m(r"\Z", "x\n").unwrap()[0].is_some());
+        assert_eq!(tr(r"a\Z").pattern, r"a\z");
+        assert!(m(r"a\Z", "a\n").is_none());
+    }
+
+    #[test]
+    fn unicode_classes() {
+        assert!(m(r"^\w+$", "straße").is_some());
+        assert!(m(r"^\d$", "٣").is_some());
+        assert!(m(r"^\s$", "\u{2003}").is_some());
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(m(r"\<x\>", "<x>").is_some());
+        assert!(m(r"\/\:\'\ ", "/:' ").is_some());
+        assert!(m(r"\u00e9\x41\101", "éAA").is_some());
+        assert!(m(r"[\b]", "\x08").is_some());
+        assert!(translate(r"\q").is_err());
+        assert!(translate(r"abc\").is_err());
+        assert!(translate(r"(abc").is_err());
+        assert!(translate(r"abc)").is_err());
+    }
+
+    #[test]
+    fn backtracking_detection() {
+        assert!(!tr(r"^abc (?P<x>\d+)").needs_backtrack);
+        assert!(tr(r"a(?=b)").needs_backtrack);
+        assert!(tr(r"a(?!b)").needs_backtrack);
+        assert!(tr(r"(?<=a)b").needs_backtrack);
+        assert!(tr(r"(?<!a)b").needs_backtrack);
+        assert!(tr(r"(?P<x>a)(?P=x)").needs_backtrack);
+        assert!(tr(r"(a)\1").needs_backtrack);
+        assert!(tr(r"(?>a+)b").needs_backtrack);
+        assert!(tr(r"a*+b").needs_backtrack);
+        assert!(tr(r"(?P<c>\()?x(?(c)\))").needs_backtrack);
+        assert_eq!(tr(r"(?P<x>a)(?P=x)").pattern, r"(?P<x>a)\k<x>");
+        assert_eq!(tr(r"(?(c)a|b)").pattern, r"(?(<c>)a|b)");
+        assert_eq!(tr(r"(?(1)a|b)").pattern, r"(?(1)a|b)");
+        assert_eq!(tr(r"a(?=b)c").relaxed, r"ac");
+        assert_eq!(tr(r"(?(c)a|b)").relaxed, r"(?:a|b)");
+        assert_eq!(tr(r"(?(c)a)").relaxed, r"(?:a|)");
+    }
+
+    #[test]
+    fn ip6_lookbehind_is_fast() {
+        let p = format!("(?P<ip6>{IP6_LOOKBEHIND})");
+        let t = tr(&p);
+        assert!(!t.needs_backtrack, "{}", t.pattern);
+        for ip in ["::1", "fe80::1", "2001:db8::", "1:2:3:4:5:6:7:8"] {
+            let hay = format!("from {ip} port");
+            let caps = m(&p, &hay).unwrap();
+            assert_eq!(caps[1].as_deref(), Some(ip), "{ip}");
+        }
+    }
+
+    #[test]
+    fn conditional_python_meaning() {
+        // testing-tips.md: fancy-regex misreads `(?(c)…)` unless rewritten
+        let p = r"^(?P<c>\()?foo(?(c)\))$";
+        assert!(m(p, "(foo)").is_some());
+        assert!(m(p, "foo").is_some());
+        assert!(m(p, "(foo").is_none());
+    }
+
+    #[test]
+    fn backref_and_lookaround_match() {
+        let caps = m(r"(?P<sep>[-/])\d+(?P=sep)", "12-34-56").unwrap();
+        assert_eq!(caps[0].as_deref(), Some("-34-"));
+        assert!(m(r"^(?:(?! from ).)*$", "a b c").is_some());
+        assert!(m(r"^(?:(?! from ).)*$", "a from c").is_none());
+        assert!(m(r"(?#comment)ab", "ab").is_some());
+    }
+
+    #[test]
+    fn group_names_and_spans() {
+        let re = PyRegex::compile(r"(?P<a>x)(y)(?P<b>z)?", false).unwrap();
+        assert_eq!(
+            re.group_names(),
+            &[None, Some("a".into()), None, Some("b".into())]
+        );
+        let s = re.captures("..xy").unwrap();
+        assert_eq!(s.get(1), Some((2, 3)));
+        assert_eq!(s.get(3), None);
+        assert_eq!(re.group_index("b"), Some(3));
+    }
+
+    #[test]
+    fn error_carries_pattern() {
+        let e = PyRegex::compile("(?P<x>a", false).unwrap_err();
+        assert_eq!(e.pattern, "(?P<x>a");
+        assert!(!e.reason.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(p in ".{0,40}", hay in ".{0,40}") {
+            if let Ok(re) = PyRegex::compile(&p, false) {
+                let _ = re.captures(&hay);
+                let _ = re.is_match(&hay);
+            }
+            let _ = PyRegex::compile(&p, true);
+        }
+
+        #[test]
+        fn never_panics_regexish(p in r"[\\()\[\]{}?*+|^$a-c0-9,:=!<>P-]{0,30}", hay in "[abc0-9()\n]{0,20}") {
+            if let Ok(re) = PyRegex::compile(&p, false) {
+                let _ = re.captures(&hay);
+            }
+        }
+    }
+}

@@ -1,1 +1,565 @@
-//! Date detection (being written).
+//! Date detection: fail2ban 1.0.2's `DateDetector`, exactly.
+//!
+//! Receives a [`DateConfig`] (the jail's `datepattern`, its default zone and `now`)
+//! and then log lines; emits for each line the byte range of the date text fail2ban
+//! cuts out of it and the unix time it stands for ([`DateHit`]). The template list,
+//! the search order (sticky last template, line-begin templates win, hit-weighted
+//! reordering), the regexes and the value computation follow fail2ban's
+//! `datedetector.py`, `datetemplate.py` and `strptime.py`; see compat.md §2.5.
+//! Submodules: `pattern` compiles templates, `civil` computes values, `zone` knows zone
+//! abbreviations, `fast` matches the two common line-begin formats without a regex.
+
+mod civil;
+mod fast;
+mod pattern;
+mod zone;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use civil::{Clock, Field};
+use pattern::{Engine, FastKind, Template, ValueKind, LINE_BEGIN, LINE_END};
+
+/// Why a `datepattern` could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DateError {
+    /// A pattern entry is not a valid fail2ban date pattern.
+    #[error("invalid datepattern `{pattern}`: {reason}")]
+    BadPattern {
+        /// The offending `datepattern` entry.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two entries produce the same template (fail2ban: "There is already a template").
+    #[error("datepattern: there is already a template with name `{0}`")]
+    Duplicate(String),
+    /// A built-in regex failed to compile (a bug).
+    #[error("internal date template error: {0}")]
+    Internal(String),
+}
+
+/// What a date detector is built from.
+#[derive(Clone, Debug)]
+pub struct DateConfig {
+    /// The jail's `datepattern` (newline-separated entries); `None` = default templates.
+    pub datepattern: Option<String>,
+    /// Zone for dates without their own zone (`logtimezone`, or the local zone).
+    pub default_tz: jiff::tz::TimeZone,
+    /// Unix seconds: for `%ExY` ranges and year/day inference.
+    pub now: i64,
+}
+
+/// A date found in a line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DateHit {
+    /// Byte range of the date text (fail2ban's group 1) that is cut out of the line.
+    pub start: usize,
+    /// End of that range (exclusive).
+    pub end: usize,
+    /// Unix seconds (with fraction for epoch formats). For an empty date text
+    /// (`{NONE}`, `^WARNING:()**`) this is `now` (fail2ban then uses its last date if
+    /// less than 60 s old); `NaN` when the text matched but is no valid date (fail2ban
+    /// still cuts the text, logs an error and treats the line as undated).
+    pub time: f64,
+    /// Index of the template that matched (stable, for [`DateDetector::template_name`]).
+    pub template: usize,
+}
+
+impl DateHit {
+    /// Whether [`DateHit::time`] is a real date (not NaN).
+    pub fn has_time(&self) -> bool {
+        !self.time.is_nan()
+    }
+}
+
+/// A template's match in a line (engine independent, no borrow of the line).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found {
+    /// Python's `match.start()` / `match.end()`.
+    start: usize,
+    end: usize,
+    /// Group 1 (the date text).
+    g1: (usize, usize),
+    /// Epoch / TAI64N value text.
+    val: (usize, usize),
+    nf: usize,
+    fields: [(Field, u32, u32); MAX_FIELDS],
+}
+
+const MAX_FIELDS: usize = 12;
+
+impl Found {
+    pub(crate) fn new(start: usize, end: usize) -> Found {
+        Found {
+            start,
+            end,
+            g1: (start, end),
+            val: (start, end),
+            nf: 0,
+            fields: [(Field::AmPm, 0, 0); MAX_FIELDS],
+        }
+    }
+
+    pub(crate) fn push(&mut self, f: Field, s: usize, e: usize) {
+        if self.nf < MAX_FIELDS {
+            self.fields[self.nf] = (f, s as u32, e as u32);
+            self.nf += 1;
+        }
+    }
+}
+
+/// Per-detector state of one template in the search order (fail2ban
+/// `DateDetectorTemplate`).
+#[derive(Clone, Debug)]
+struct Entry {
+    t: usize,
+    hits: u64,
+    /// fail2ban compares `lastUsed` wall-clock times with a 300 s slack; within one run
+    /// that only distinguishes "never used".
+    used: bool,
+    distance: usize,
+}
+
+const FAR: usize = 0x7fff_ffff;
+
+/// fail2ban's date detector. Cheap to clone (templates are shared).
+#[derive(Clone, Debug)]
+pub struct DateDetector {
+    templates: Arc<[Template]>,
+    order: Vec<Entry>,
+    /// fail2ban `template.hits`: successful searches per template.
+    matched: Vec<u64>,
+    locs: Vec<Option<regex::CaptureLocations>>,
+    last_idx: usize,
+    last_pos: (usize, Option<char>, Option<char>),
+    last_end: (usize, Option<char>, Option<char>),
+    first_unused: usize,
+    clock: Clock,
+    is_none: bool,
+    /// Last computed value: (template, `now`, date text) → time. Consecutive log
+    /// lines usually repeat the same second.
+    last_val: Option<(usize, i64, usize, [u8; LAST_TEXT], f64)>,
+}
+
+const LAST_TEXT: usize = 40;
+
+fn char_before(s: &str, i: usize) -> Option<char> {
+    s.get(..i).and_then(|h| h.chars().next_back())
+}
+
+fn char_at(s: &str, i: usize) -> Option<char> {
+    s.get(i..).and_then(|t| t.chars().next())
+}
+
+impl DateDetector {
+    /// Builds the template list of `cfg.datepattern` (fail2ban `setDatePattern`).
+    pub fn new(cfg: &DateConfig) -> Result<DateDetector, DateError> {
+        let clock = Clock::new(cfg.default_tz.clone(), cfg.now);
+        let ctx = pattern::Ctx::new(clock.now_year());
+        let mut list: Vec<Template> = Vec::new();
+        let mut is_none = false;
+        match &cfg.datepattern {
+            None => list = pattern::default_templates(&ctx)?,
+            Some(dp) => {
+                for entry in dp.split('\n').map(str::trim).filter(|e| !e.is_empty()) {
+                    let key = if entry.contains('%') {
+                        entry.to_string()
+                    } else {
+                        entry.to_uppercase()
+                    };
+                    let ignore_dup = !list.is_empty();
+                    let add: Vec<Template> = if key == "{^LN-BEG}" || key == "{DEFAULT}" {
+                        let all = pattern::default_templates(&ctx)?;
+                        if key == "{^LN-BEG}" {
+                            all.into_iter()
+                                .filter(|t| t.flags & LINE_BEGIN != 0)
+                                .collect()
+                        } else {
+                            all
+                        }
+                    } else if key.contains("{DATE}") {
+                        pattern::date_templates(entry, &ctx)?
+                    } else if key == "{NONE}" {
+                        is_none = true;
+                        vec![pattern::none_template(&ctx)?]
+                    } else {
+                        let t = pattern::get_pattern_template(entry, &ctx)?;
+                        if list.iter().any(|x| x.name == t.name) {
+                            return Err(DateError::Duplicate(t.name));
+                        }
+                        vec![t]
+                    };
+                    for t in add {
+                        if list.iter().any(|x| x.name == t.name) {
+                            if ignore_dup {
+                                continue;
+                            }
+                            return Err(DateError::Duplicate(t.name));
+                        }
+                        list.push(t);
+                    }
+                }
+                if list.is_empty() {
+                    list = pattern::default_templates(&ctx)?;
+                }
+            }
+        }
+        let locs = list
+            .iter()
+            .map(|t| match &t.engine {
+                Engine::Std(r) => Some(r.capture_locations()),
+                Engine::Fancy(_) => None,
+            })
+            .collect();
+        let n = list.len();
+        Ok(DateDetector {
+            order: (0..n)
+                .map(|t| Entry {
+                    t,
+                    hits: 0,
+                    used: false,
+                    distance: FAR,
+                })
+                .collect(),
+            matched: vec![0; n],
+            templates: list.into(),
+            locs,
+            last_idx: FAR,
+            last_pos: (1, None, None),
+            last_end: (FAR, None, None),
+            first_unused: 0,
+            clock,
+            is_none,
+            last_val: None,
+        })
+    }
+
+    /// Sets `now` (unix seconds) for year/day inference of later lines.
+    pub fn set_now(&mut self, now: i64) {
+        self.clock.set_now(now);
+    }
+
+    /// fail2ban-regex's display name of template `template` (a [`DateHit::template`]).
+    pub fn template_name(&self, template: usize) -> &str {
+        self.templates.get(template).map_or("", |t| t.name.as_str())
+    }
+
+    /// Number of templates (indices for [`DateDetector::template_name`]).
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// `datepattern = {NONE}`: no date is ever cut, line time = now.
+    pub fn is_none(&self) -> bool {
+        self.is_none
+    }
+
+    /// Runs template `ti` on `line[..endpos]` from `pos` (Python `search(line, pos,
+    /// endpos)`), counting fail2ban's `template.hits`.
+    fn search(&mut self, ti: usize, line: &str, pos: usize, endpos: usize) -> Option<Found> {
+        let endpos = endpos.min(line.len());
+        if pos > endpos || !line.is_char_boundary(endpos) || !line.is_char_boundary(pos) {
+            return None;
+        }
+        let t = &self.templates[ti];
+        let full = pos == 0 && endpos == line.len();
+        let fast = match t.fast {
+            FastKind::Syslog if full => fast::syslog(line),
+            FastKind::Iso if full => fast::iso(line, &t.exy),
+            _ => None,
+        };
+        let found = match fast {
+            Some(f) => Some(f),
+            None => search_regex(t, &mut self.locs[ti], &line[..endpos], pos),
+        };
+        if found.is_some() {
+            self.matched[ti] += 1;
+        }
+        found
+    }
+
+    /// The regex path only (for testing the fast path against it).
+    #[cfg(test)]
+    fn search_slow(&mut self, ti: usize, line: &str) -> Option<Found> {
+        let t = &self.templates[ti];
+        search_regex(t, &mut self.locs[ti], line, 0)
+    }
+
+    /// fail2ban `DateDetector.matchTime`: returns (order index, found).
+    fn match_time(&mut self, line: &str) -> Option<(usize, Found)> {
+        let n = self.order.len();
+        let mut m: Option<Found> = None;
+        let mut found: Option<(Found, usize)> = None;
+        let mut ignore = FAR;
+        let mut i = self.last_idx;
+        if i < n {
+            let ti = self.order[i].t;
+            let flags = self.templates[ti].flags;
+            if flags & (LINE_BEGIN | LINE_END) != 0 {
+                m = self.search(ti, line, 0, line.len());
+                ignore = i;
+            } else {
+                let (dist, endpos) = (self.last_pos.0, self.last_end.0);
+                let begin_ok = char_before(line, dist) == self.last_pos.1
+                    || (char_at(line, dist) == self.last_pos.2
+                        && !self.last_pos.2.is_some_and(char::is_alphanumeric));
+                let end_ok = char_at(line, endpos) == self.last_end.2
+                    || (char_before(line, endpos) == self.last_end.1
+                        && !self.last_end.1.is_some_and(char::is_alphanumeric));
+                if begin_ok && end_ok {
+                    m = self.search(ti, line, dist, endpos);
+                } else {
+                    m = self.search(ti, line, 0, line.len());
+                    ignore = i;
+                }
+            }
+            if let Some(f) = m {
+                let keep = n == 1
+                    || flags & (LINE_BEGIN | LINE_END) != 0
+                    || (f.start == self.last_pos.0 && f.end == self.last_end.0);
+                if !keep {
+                    found = Some((f, i));
+                    m = None;
+                }
+            }
+        }
+        if m.is_none() {
+            i = 0;
+            while i < n {
+                if i == ignore {
+                    i += 1;
+                    continue;
+                }
+                let ti = self.order[i].t;
+                let Some(f) = self.search(ti, line, 0, line.len()) else {
+                    i += 1;
+                    continue;
+                };
+                m = Some(f);
+                if i + 1 >= n || self.templates[ti].flags & (LINE_BEGIN | LINE_END) != 0 {
+                    break;
+                }
+                if f.start == 0 && self.order[i].hits > 0 && self.matched[self.order[i + 1].t] == 0
+                {
+                    break;
+                }
+                if f.start > self.order[i].distance || f.start > self.last_pos.0 {
+                    if found.is_none_or(|(b, _)| f.start < b.start) {
+                        found = Some((f, i));
+                    }
+                    m = None;
+                    i += 1;
+                    continue;
+                }
+                break;
+            }
+            if m.is_none() {
+                if let Some((f, fi)) = found {
+                    m = Some(f);
+                    i = fi;
+                }
+            }
+        }
+        let f = m?;
+        let e = &mut self.order[i];
+        e.hits += 1;
+        e.used = true;
+        e.distance = f.start;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = (f.start, char_before(line, f.start), char_at(line, f.start));
+        let end_prev = if f.end == 0 {
+            line.chars().next_back()
+        } else {
+            char_before(line, f.end)
+        };
+        self.last_end = (f.end, end_prev, char_at(line, f.end));
+        let ti = self.order[i].t;
+        if i != 0 && i != self.last_idx {
+            i = self.reorder(i);
+        }
+        self.last_idx = i;
+        Some((ti, f))
+    }
+
+    fn weight(&self, e: &Entry) -> f64 {
+        e.hits as f64 * self.templates[e.t].weight / e.distance.max(1) as f64
+    }
+
+    /// fail2ban `_reorderTemplate`: bubble a template up when its weight grew.
+    fn reorder(&mut self, num: usize) -> usize {
+        let weight = self.weight(&self.order[num]);
+        let mut pos = if self.first_unused < num {
+            self.first_unused
+        } else {
+            num / 2
+        };
+        let movable = |s: &Self, pos: usize| {
+            let p = &s.order[pos];
+            weight > s.weight(p) || !p.used
+        };
+        if !movable(self, pos) {
+            if pos == num - 1 {
+                return num;
+            }
+            pos = num - 1;
+            if !movable(self, pos) {
+                return num;
+            }
+        }
+        let e = self.order.remove(num);
+        self.order.insert(pos, e);
+        while self.first_unused < self.order.len() && self.order[self.first_unused].hits > 0 {
+            self.first_unused += 1;
+        }
+        pos
+    }
+
+    /// Value of a match (fail2ban `getDate`), `None` = invalid.
+    fn value(&mut self, ti: usize, line: &str, f: &Found) -> Option<f64> {
+        let text = |(s, e): (usize, usize)| line.get(s..e).unwrap_or("");
+        match self.templates[ti].value {
+            ValueKind::Epoch { long, .. } => {
+                let v = text(f.val);
+                let x: f64 = v.parse().ok()?;
+                Some(if long && v.len() >= 13 {
+                    if v.len() >= 16 && !v.contains('.') {
+                        x / 1_000_000.0
+                    } else {
+                        x / 1000.0
+                    }
+                } else {
+                    x
+                })
+            }
+            ValueKind::Tai64n => {
+                let v = text(f.val);
+                let hex = v.get(2..17)?;
+                u64::from_str_radix(hex, 16).ok().map(|x| x as f64)
+            }
+            ValueKind::Fields => {
+                let mut small = [(Field::AmPm, ""); MAX_FIELDS];
+                for (k, &(fl, s, e)) in f.fields[..f.nf].iter().enumerate() {
+                    small[k] = (fl, line.get(s as usize..e as usize).unwrap_or(""));
+                }
+                self.clock.compute(&small[..f.nf]).map(|x| x as f64)
+            }
+        }
+    }
+
+    /// Finds the date in `line` (fail2ban semantics).
+    pub fn detect(&mut self, line: &str) -> Option<DateHit> {
+        let (ti, f) = self.match_time(line)?;
+        // key: the whole match (all field groups lie inside it)
+        let text = line.as_bytes().get(f.start..f.end).unwrap_or(&[]);
+        let now = self.clock.now();
+        let time = if f.g1.0 == f.g1.1 {
+            now as f64
+        } else if let Some(t) = self.last_val.as_ref().and_then(|(lt, ln, len, buf, t)| {
+            (*lt == ti && *ln == now && buf.get(..*len) == Some(text)).then_some(*t)
+        }) {
+            t
+        } else {
+            let t = self.value(ti, line, &f).unwrap_or(f64::NAN);
+            if text.len() <= LAST_TEXT {
+                let mut buf = [0u8; LAST_TEXT];
+                buf[..text.len()].copy_from_slice(text);
+                self.last_val = Some((ti, now, text.len(), buf, t));
+            }
+            t
+        };
+        Some(DateHit {
+            start: f.g1.0,
+            end: f.g1.1,
+            time,
+            template: ti,
+        })
+    }
+}
+
+/// Regex search of template `t` on `hay` from `pos`.
+fn search_regex(
+    t: &Template,
+    locs: &mut Option<regex::CaptureLocations>,
+    hay: &str,
+    pos: usize,
+) -> Option<Found> {
+    // Templates whose python lookbehind is consumed here must start searching earlier
+    // and skip matches whose date starts before `pos`.
+    let mut from = if t.start_is_g1 { 0 } else { pos };
+    loop {
+        let (f, next) = search_once(t, locs, hay, from)?;
+        if !t.start_is_g1 || f.start >= pos {
+            return Some(f);
+        }
+        if next > hay.len() {
+            return None;
+        }
+        from = next;
+    }
+}
+
+/// One search; returns the match and the position to continue from.
+fn search_once(
+    t: &Template,
+    locs: &mut Option<regex::CaptureLocations>,
+    hay: &str,
+    from: usize,
+) -> Option<(Found, usize)> {
+    match (&t.engine, locs.as_mut()) {
+        (Engine::Std(re), Some(l)) => {
+            re.captures_read_at(l, hay, from)?;
+            let l: &regex::CaptureLocations = l;
+            build_found(t, hay, |i| l.get(i))
+        }
+        (Engine::Fancy(re), _) => {
+            let c = re.captures_from_pos(hay, from).ok()??;
+            build_found(t, hay, |i| c.get(i).map(|m| (m.start(), m.end())))
+        }
+        _ => None,
+    }
+}
+
+fn build_found(
+    t: &Template,
+    hay: &str,
+    get: impl Fn(usize) -> Option<(usize, usize)>,
+) -> Option<(Found, usize)> {
+    let whole = get(0)?;
+    let (v, g1) = t
+        .date_groups
+        .iter()
+        .enumerate()
+        .find_map(|(v, g)| get(*g).map(|r| (v, r)))?;
+    let mut f = Found::new(whole.0, whole.1);
+    f.g1 = g1;
+    if t.start_is_g1 {
+        f.start = g1.0;
+    }
+    f.val = match t.value {
+        ValueKind::Epoch { grp, .. } => get(t.date_groups[v] + grp - 1).unwrap_or(g1),
+        _ => g1,
+    };
+    for &(gi, fl) in &t.fields {
+        if let Some((s, e)) = get(gi) {
+            f.push(fl, s, e);
+        }
+    }
+    let step = |at: usize| {
+        at + hay
+            .get(at..)
+            .and_then(|r| r.chars().next())
+            .map_or(1, char::len_utf8)
+    };
+    Some((f, step(whole.0)))
+}
+
+/// Offset in seconds east of UTC of a zone written as fail2ban's `logtimezone` and `%Z`/`%z`
+/// accept it (`UTC`, `UTC+0200`, `CET`, `+02:00`); `None` if the text is not such a zone.
+pub fn zone_offset_seconds(text: &str) -> Option<i32> {
+    zone::zone_offset(text).map(|minutes| minutes * 60)
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of `banhammer regex` against fail2ban-regex, grep, ripgrep and
+(when installed) fail2ban-rs, on one deterministic log, in one run.
+
+Usage:
+    bench/regex_bench.py [--lines 1000000] [--runs 5] [--ref-runs 1] [--out bench/out]
+
+fail2ban-rs is measured when it is on PATH or named by $FAIL2BAN_RS (its dry-run, with
+a generated config holding the recipe's two regexes).
+
+It generates the log with the project's shared generator (../shared/bench/genlog.py,
+seed 1, 20 % attack lines, 5000 attacker addresses), builds one config dir (fail2ban's
+installed tree plus the seed recipe's wordpress filter) that every tool reads, and times
+each command as a whole process: median wall time over the runs and peak RSS (from
+wait4). Ratios are against banhammer's summary run. Prints a Markdown table.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GENLOG = os.path.join(ROOT, "..", "shared", "bench", "genlog.py")
+RECIPE_FILTER = os.path.join(ROOT, "..", "shared", "seed", "recipe", "filter.d", "wordpress.conf")
+# The recipe's two failregexes as one ERE (from ../shared/bench/README.md).
+ERE = (r"wordpress(\([^)]*\))?(\[[0-9]+\])?:? (Authentication failure for .* from "
+       r"[0-9A-Fa-f.:]+|Pingback error .* generated from [0-9A-Fa-f.:]+)$")
+
+
+# fail2ban-rs's own config format: the recipe's two regexes, same jail numbers.
+F2BRS_CONFIG = """[global]
+state_dir = "%(state)s"
+socket_path = "%(sock)s"
+
+[jail.wordpress]
+log_path = "%(log)s"
+date_format = "syslog"
+max_retry = 3
+find_time = 3600
+ban_time = 86400
+filter = [
+    'wordpress(?:\\([^)]*\\))?(?:\\[\\d+\\])?:? Authentication failure for .* from <HOST>$',
+    'wordpress(?:\\([^)]*\\))?(?:\\[\\d+\\])?:? Pingback error .* generated from <HOST>$',
+]
+"""
+
+
+def run_once(cmd):
+    """Run cmd (list), output discarded; return (wall seconds, peak RSS KiB, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def measure(name, cmd, runs, warmup=1):
+    for _ in range(warmup):
+        run_once(cmd)
+    walls, rss, codes = [], [], set()
+    for _ in range(runs):
+        w, r, c = run_once(cmd)
+        walls.append(w)
+        rss.append(r)
+        codes.add(c)
+    return {"name": name, "cmd": cmd, "median": statistics.median(walls), "min": min(walls),
+            "max": max(walls), "rss_kib": max(rss), "codes": sorted(codes), "runs": runs}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--ref-runs", type=int, default=1, help="runs of fail2ban-regex (slow)")
+    ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    ap.add_argument("--banhammer", default=os.path.join(ROOT, "target", "release", "banhammer"))
+    a = ap.parse_args()
+
+    os.makedirs(a.out, exist_ok=True)
+    log = os.path.join(a.out, "auth-%d.log" % a.lines)
+    if not os.path.exists(log):
+        with open(log, "wb") as f:
+            subprocess.run([sys.executable, GENLOG, "--lines", str(a.lines), "--attack-ratio", "0.2",
+                            "--ips", "5000", "--seed", "1"], stdout=f, check=True)
+    if not os.path.exists(a.banhammer):
+        subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
+
+    conf = tempfile.mkdtemp(prefix="bh-bench-")
+    shutil.copytree("/etc/fail2ban", os.path.join(conf, "f2b"))
+    conf = os.path.join(conf, "f2b")
+    shutil.copy(RECIPE_FILTER, os.path.join(conf, "filter.d", "wordpress.conf"))
+
+    bh = a.banhammer
+    rows = [
+        measure("banhammer regex (wordpress, report)", [bh, "regex", "-c", conf, log, "wordpress"], a.runs),
+        measure("banhammer regex -o '<ip> <time>' (wordpress)",
+                [bh, "regex", "-c", conf, "-o", "<ip> <time>", log, "wordpress"], a.runs),
+        measure("banhammer regex (sshd, report)", [bh, "regex", "-c", conf, log, "sshd"], a.runs),
+    ]
+    if shutil.which("rg"):
+        rows.append(measure("rg -c ERE", ["rg", "-c", ERE, log], a.runs))
+    if shutil.which("grep"):
+        rows.append(measure("grep -cE ERE", ["grep", "-cE", ERE, log], a.runs))
+    f2brs = os.environ.get("FAIL2BAN_RS") or shutil.which("fail2ban-rs")
+    if f2brs:
+        toml = os.path.join(a.out, "fail2ban-rs.toml")
+        with open(toml, "w") as f:
+            f.write(F2BRS_CONFIG % {"state": os.path.join(a.out, "f2brs-state"),
+                                    "sock": os.path.join(a.out, "f2brs.sock"), "log": log})
+        rows.append(measure("fail2ban-rs dry-run (wordpress)", [f2brs, "-c", toml, "dry-run", log], a.runs))
+    if shutil.which("fail2ban-regex"):
+        rows.append(measure("fail2ban-regex (wordpress)", ["fail2ban-regex", "-c", conf, log, "wordpress"],
+                            a.ref_runs, warmup=0))
+        rows.append(measure("fail2ban-regex (sshd)", ["fail2ban-regex", "-c", conf, log, "sshd"],
+                            a.ref_runs, warmup=0))
+
+    base = {"wordpress": rows[0]["median"], "sshd": rows[2]["median"]}
+    print("log: %s (%d lines, %.1f MiB)" % (log, a.lines, os.path.getsize(log) / 2**20))
+    print()
+    print("| command | runs | median s | min–max s | peak RSS MiB | ÷ banhammer report |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        ref = base["sshd"] if "sshd" in r["name"] else base["wordpress"]
+        print("| %s | %d | %.3f | %.3f–%.3f | %.1f | %.1f× |" % (
+            r["name"], r["runs"], r["median"], r["min"], r["max"], r["rss_kib"] / 1024,
+            r["median"] / ref))
+        if r["codes"] != [0] and not r["name"].startswith(("grep", "rg")):
+            print("  (exit codes %s)" % r["codes"])
+
+
+if __name__ == "__main__":
+    main()

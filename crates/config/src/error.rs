@@ -1,0 +1,136 @@
+//! Errors of this crate. Owns the error types and the `file:line` origin that every message
+//! carries; receives nothing; emits `ConfigError` (a malformed or unusable config, printed as
+//! `file:line: what is wrong (what was expected)`) and `DurationError` (a bad duration string).
+
+use std::fmt;
+
+/// Where a piece of configuration text comes from: a display path and a 1-based line
+/// (0 when the line is unknown, e.g. a whole missing file).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// Display path: the real path for files on disk, `<embedded>/rel` for embedded ones.
+    pub file: String,
+    /// 1-based line number, 0 if not applicable.
+    pub line: usize,
+}
+
+impl Origin {
+    /// An origin at `file:line`.
+    pub fn new(file: impl Into<String>, line: usize) -> Self {
+        Origin {
+            file: file.into(),
+            line,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}", self.file, self.line)
+        }
+    }
+}
+
+/// A configuration error. Displays as `file:line: what is wrong (expected ...)`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The text of a file does not follow the configparser dialect.
+    #[error("{origin}: {message} (expected {expected})")]
+    Syntax {
+        /// Where.
+        origin: Origin,
+        /// What is wrong.
+        message: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A value is well-formed text but unusable (bad reference, bad duration, unknown filter...).
+    #[error("{origin}: {message} (expected {expected})")]
+    Value {
+        /// Where.
+        origin: Origin,
+        /// What is wrong.
+        message: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A file or section that must exist does not.
+    #[error("{origin}: {message} (expected {expected})")]
+    NotFound {
+        /// Where (the referencing option, or the file/tree looked in).
+        origin: Origin,
+        /// What is missing.
+        message: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A file exists but cannot be read.
+    #[error("{path}: cannot read file: {source} (expected a readable UTF-8 file)")]
+    Io {
+        /// Display path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn syntax(
+        origin: &Origin,
+        message: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        ConfigError::Syntax {
+            origin: origin.clone(),
+            message: message.into(),
+            expected: expected.into(),
+        }
+    }
+    pub(crate) fn value(
+        origin: &Origin,
+        message: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        ConfigError::Value {
+            origin: origin.clone(),
+            message: message.into(),
+            expected: expected.into(),
+        }
+    }
+    pub(crate) fn not_found(
+        origin: &Origin,
+        message: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        ConfigError::NotFound {
+            origin: origin.clone(),
+            message: message.into(),
+            expected: expected.into(),
+        }
+    }
+    /// The origin of the error (file:line), if it has one.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            ConfigError::Syntax { origin, .. }
+            | ConfigError::Value { origin, .. }
+            | ConfigError::NotFound { origin, .. } => Some(origin),
+            ConfigError::Io { .. } => None,
+        }
+    }
+}
+
+/// A duration string that `parse_duration` cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid duration {text:?}: {message} (expected e.g. `600`, `10m`, `1h 30m`, `2*1d`, `-1`)"
+)]
+pub struct DurationError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong.
+    pub message: String,
+}

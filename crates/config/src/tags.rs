@@ -1,0 +1,201 @@
+//! Client-side `<tag>` substitution between the options of one filter/action (fail2ban's
+//! `substituteRecursiveTags`). Owns the recursion rules: a tag is `<[^ <>]+>`, replaced by the
+//! value of the same-named option (or a `?cond` variant when a conditional is given, or what a
+//! fallback lookup finds), repeatedly so nested names like `<lt_<logtype>/__prefix_line>` work;
+//! unknown and ignored tags stay as-is; self-reference or more than 25 replacements of one tag
+//! is an error. Receives an ordered option list, an ignore set and a fallback; emits the list
+//! with tags resolved.
+
+use std::collections::{HashMap, HashSet};
+
+/// Python `MAX_TAG_REPLACE_COUNT`.
+const MAX_TAG_REPLACE_COUNT: usize = 25;
+
+/// A tag definition that refers to itself (or replaces one tag too often).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TagLoop {
+    pub tag: String,
+    pub found: String,
+    pub value: String,
+}
+
+/// Find the next `<name>` at or after byte `from`; returns (start, end, name).
+pub(crate) fn find_tag(value: &str, from: usize) -> Option<(usize, usize, &str)> {
+    let bytes = value.as_bytes();
+    let mut i = from;
+    while i < bytes.len() {
+        if bytes[i] == b'<' {
+            let mut j = i + 1;
+            while j < bytes.len() && !matches!(bytes[j], b' ' | b'<' | b'>') {
+                j += 1;
+            }
+            if j < bytes.len() && bytes[j] == b'>' && j > i + 1 {
+                return Some((i, j + 1, &value[i + 1..j]));
+            }
+            // `<` followed by ` ` / `<` / end: try from the next char.
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Substitute tags in `tags` (key, value) in place. `is_ignored(name)` tags are neither
+/// processed nor replaced. `fallback(name)` supplies values for tags that are not keys (fail2ban's
+/// `getCombOption`); its errors propagate.
+pub(crate) fn substitute_recursive<E>(
+    tags: &mut [(String, String)],
+    conditional: &str,
+    is_ignored: &dyn Fn(&str) -> bool,
+    fallback: &mut dyn FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Result<(), TagLoop>, E> {
+    let index: HashMap<String, usize> = tags
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    let mut done: HashSet<usize> = HashSet::new();
+    let mut rep_counts: HashMap<usize, HashMap<String, usize>> = HashMap::new();
+    loop {
+        let mut rep_flag = false;
+        for ti in 0..tags.len() {
+            let tag = tags[ti].0.clone();
+            if is_ignored(&tag) || done.contains(&ti) {
+                continue;
+            }
+            let orgval = tags[ti].1.clone();
+            let mut value = orgval.clone();
+            let mut rplc = rep_counts.get(&ti).cloned().unwrap_or_default();
+            let mut m = find_tag(&value, 0).map(|(s, e, n)| (s, e, n.to_string()));
+            while let Some((start, end, rtag)) = m {
+                if is_ignored(&rtag) {
+                    m = find_tag(&value, end).map(|(s, e, n)| (s, e, n.to_string()));
+                    continue;
+                }
+                if rtag == tag || rplc.get(&rtag).copied().unwrap_or(1) > MAX_TAG_REPLACE_COUNT {
+                    return Ok(Err(TagLoop {
+                        tag,
+                        found: rtag,
+                        value,
+                    }));
+                }
+                let mut repl: Option<String> = None;
+                if !conditional.is_empty() {
+                    repl = index
+                        .get(&format!("{rtag}?{conditional}"))
+                        .map(|&i| tags[i].1.clone());
+                }
+                if repl.is_none() {
+                    repl = index.get(&rtag).map(|&i| tags[i].1.clone());
+                    if repl.is_none() {
+                        repl = fallback(&rtag)?;
+                    }
+                }
+                let Some(repl) = repl else {
+                    m = find_tag(&value, end).map(|(s, e, n)| (s, e, n.to_string()));
+                    continue;
+                };
+                value = value.replace(&format!("<{rtag}>"), &repl);
+                *rplc.entry(rtag).or_insert(0) += 1;
+                m = find_tag(&value, start).map(|(s, e, n)| (s, e, n.to_string()));
+            }
+            if orgval != value {
+                if find_tag(&value, 0).is_some() {
+                    rep_counts.insert(ti, rplc);
+                    rep_flag = true;
+                }
+                tags[ti].1 = value.clone();
+            }
+            if !value.contains('<') {
+                done.insert(ti);
+            }
+        }
+        if !rep_flag {
+            break;
+        }
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        pairs: &[(&str, &str)],
+        ignore: &[&str],
+        cond: &str,
+    ) -> Result<Vec<(String, String)>, TagLoop> {
+        let mut t: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ign: HashSet<String> = ignore.iter().map(|s| s.to_string()).collect();
+        let mut fb = |n: &str| -> Result<Option<String>, ()> {
+            Ok(match n {
+                "lt_file/__prefix_line" => Some("FILEPREFIX".into()),
+                "lt_journal/__prefix_line" => Some("JOURNALPREFIX".into()),
+                _ => None,
+            })
+        };
+        substitute_recursive(&mut t, cond, &|n| ign.contains(n), &mut fb).unwrap()?;
+        Ok(t)
+    }
+
+    #[test]
+    fn nested_and_unknown() {
+        let t = run(
+            &[
+                ("failregex", "^<__prefix_line>x <HOST> <b>"),
+                ("__prefix_line", "<lt_<logtype>/__prefix_line>"),
+                ("logtype", "journal"),
+                ("b", "<a>_3"),
+                ("a", "3"),
+            ],
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(t[0].1, "^JOURNALPREFIXx <HOST> 3_3");
+        assert_eq!(t[3].1, "3_3");
+    }
+
+    #[test]
+    fn self_reference_errors() {
+        assert!(run(&[("a", "x<a>")], &[], "").is_err());
+        assert!(run(&[("a", "<b>"), ("b", "<a>")], &[], "").is_err());
+    }
+
+    #[test]
+    fn ignored_and_conditional() {
+        let t = run(
+            &[
+                ("ban", "<ipt> -I <ip> <bantime>"),
+                ("ipt", "iptables"),
+                ("ipt?family=inet6", "ip6tables"),
+                ("bantime", "5"),
+            ],
+            &["bantime"],
+            "family=inet6",
+        )
+        .unwrap();
+        assert_eq!(t[0].1, "ip6tables -I <ip> <bantime>");
+        let t = run(
+            &[
+                ("ban", "<ipt> x"),
+                ("ipt", "iptables"),
+                ("ipt?family=inet6", "ip6tables"),
+            ],
+            &["ipt"],
+            "",
+        )
+        .unwrap();
+        assert_eq!(t[0].1, "<ipt> x");
+    }
+
+    #[test]
+    fn find_tag_rules() {
+        assert_eq!(find_tag("a < b <c>", 0).map(|t| t.2), Some("c"));
+        assert_eq!(find_tag("<a<b>>", 0).map(|t| t.2), Some("b"));
+        assert!(find_tag("<>", 0).is_none());
+    }
+}

@@ -1,0 +1,250 @@
+use super::*;
+
+const NOW: i64 = 1124013600; // 2005-08-14 12:00 CEST
+
+fn cfg(fail: &[&str]) -> FilterConfig {
+    FilterConfig {
+        prefregex: None,
+        failregex: fail.iter().map(|s| s.to_string()).collect(),
+        ignoreregex: vec![],
+        maxlines: 1,
+        datepattern: None,
+        usedns: UseDns::Warn,
+        timezone: jiff::tz::TimeZone::UTC,
+        now: NOW,
+    }
+}
+
+fn opts(check_all: bool) -> ProcessOptions {
+    ProcessOptions {
+        check_all,
+        now: NOW as f64,
+    }
+}
+
+#[test]
+fn date_is_cut_and_host_found() {
+    let f = Filter::new(&cfg(&[r"^\s*\S+ sshd\[\d+\]: Failed for <HOST>$"])).unwrap();
+    let mut r = f.runner();
+    let res = r.process_line(
+        "Aug 14 09:59:00 host sshd[12]: Failed for 192.0.2.1\r\n",
+        &opts(false),
+    );
+    assert!(res.date.is_some());
+    assert_eq!(res.failures.len(), 1);
+    let fl = &res.failures[0];
+    assert_eq!(fl.fid, "192.0.2.1");
+    assert_eq!(fl.host.as_deref(), Some("192.0.2.1"));
+    assert_eq!(fl.kind, HostKind::Ip4);
+    assert_eq!(fl.time, (NOW - 60) as f64);
+    assert_eq!(
+        fl.matches,
+        vec!["Aug 14 09:59:00 host sshd[12]: Failed for 192.0.2.1".to_string()]
+    );
+    // no date: time is now
+    let res = r.process_line("x sshd[1]: Failed for 2001:db8::1", &opts(false));
+    assert_eq!(res.failures[0].kind, HostKind::Ip6);
+}
+
+#[test]
+fn no_failure_id_group() {
+    let e = Filter::new(&cfg(&["^foo$"])).unwrap_err();
+    assert!(
+        matches!(e, FilterError::NoFailureId { index: 0, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("No failure-id group"));
+    // an id in the prefregex is enough
+    let mut c = cfg(&["^foo$"]);
+    c.prefregex = Some("^<F-MLFID>x</F-MLFID> <F-CONTENT>.+</F-CONTENT>$".into());
+    assert!(Filter::new(&c).is_ok());
+    let e = Filter::new(&cfg(&["<HOST>", "(unclosed <HOST>"])).unwrap_err();
+    assert!(matches!(e, FilterError::Regex { index: 1, .. }), "{e}");
+    assert!(matches!(
+        Filter::new(&cfg(&["  "])).unwrap_err(),
+        FilterError::Empty { .. }
+    ));
+}
+
+#[test]
+fn prefregex_content_and_groups() {
+    let mut c = cfg(&[r"^bad user <F-USER>\S+</F-USER> from <HOST>$"]);
+    c.prefregex = Some(r"^<F-SRV>\w+</F-SRV>: <F-CONTENT>.+</F-CONTENT>$".into());
+    let f = Filter::new(&c).unwrap();
+    assert_eq!(
+        f.expanded_prefregex(),
+        Some(r"^(?P<srv>\w+): (?P<content>.+)$")
+    );
+    let mut r = f.runner();
+    let res = r.process_line("app: bad user bob from 10.0.0.1", &opts(false));
+    assert!(res.prefregex_matched);
+    let fl = &res.failures[0];
+    assert_eq!(fl.groups["user"], GroupValue::Str("bob".into()));
+    assert_eq!(fl.groups["srv"], GroupValue::Str("app".into()));
+    assert!(!fl.groups.contains_key("content"));
+    // content only: `^` anchors at the content start
+    let res = r.process_line("app: x bad user bob from 10.0.0.1", &opts(false));
+    assert!(res.prefregex_matched && res.failures.is_empty());
+    let res = r.process_line("nothing here", &opts(false));
+    assert!(!res.prefregex_matched);
+}
+
+#[test]
+fn ignoreregex_and_check_all() {
+    let mut c = cfg(&[r"fail from <HOST>", r"from <HOST>"]);
+    c.ignoreregex = vec![r"from 10\.".into()];
+    let f = Filter::new(&c).unwrap();
+    let mut r = f.runner();
+    let res = r.process_line("fail from 10.0.0.1", &opts(false));
+    assert!(res.failures.is_empty());
+    assert!(res.ignored);
+    assert_eq!(res.ignore_hits, vec![0]);
+    let res = r.process_line("fail from 192.0.2.1", &opts(false));
+    assert_eq!(res.failregex_hits, vec![0]);
+    assert_eq!(res.failures.len(), 1);
+    let res = r.process_line("fail from 192.0.2.1", &opts(true));
+    assert_eq!(res.failregex_hits, vec![0, 1]);
+    assert_eq!(res.failures.len(), 2);
+    assert_eq!(res.failures[1].failregex, 1);
+}
+
+#[test]
+fn fid_and_alt_tuple_groups() {
+    let f = Filter::new(&cfg(&[
+        r"^user=<F-ALT_USER>\S*</F-ALT_USER> <F-USER>\S*</F-USER> id=<F-ID>\S+</F-ID> ip=<ADDR> <F-TUPLE_K>\w</F-TUPLE_K><F-TUPLE_K_1>\w</F-TUPLE_K_1>",
+    ]))
+    .unwrap();
+    let mut r = f.runner();
+    let res = r.process_line("user=alice  id=sess1 ip=192.0.2.7 ab", &opts(false));
+    let fl = &res.failures[0];
+    assert_eq!(fl.fid, "sess1");
+    assert_eq!(fl.kind, HostKind::Id);
+    assert_eq!(fl.groups["ip"], GroupValue::Str("192.0.2.7".into()));
+    assert_eq!(fl.groups["user"], GroupValue::Str("alice".into()));
+    assert_eq!(
+        fl.groups["k"],
+        GroupValue::Tuple(vec![None, Some("a".into()), Some("b".into())])
+    );
+    // F-ID only
+    let f = Filter::new(&cfg(&[r"^token <F-ID/>"])).unwrap();
+    let res = f.runner().process_line("token abc", &opts(false));
+    assert_eq!(res.failures[0].fid, "abc");
+    assert_eq!(res.failures[0].host, None);
+    // subnet
+    let f = Filter::new(&cfg(&[r"^net <SUBNET>"])).unwrap();
+    let res = f.runner().process_line("net 192.0.2.0/24", &opts(false));
+    assert_eq!(res.failures[0].kind, HostKind::Subnet { cidr: 24 });
+    // usedns=no: no DNS alternative
+    let mut c = cfg(&[r"^from <HOST>$"]);
+    c.usedns = UseDns::No;
+    let f = Filter::new(&c).unwrap();
+    assert!(f
+        .runner()
+        .process_line("from example.com", &opts(false))
+        .failures
+        .is_empty());
+    let f = Filter::new(&cfg(&[r"^from <HOST>$"])).unwrap();
+    let res = f.runner().process_line("from example.com", &opts(false));
+    assert_eq!(res.failures[0].kind, HostKind::Dns);
+}
+
+#[test]
+fn mlfid_nofail_pending_and_forget() {
+    let mut c = cfg(&[
+        r"^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>",
+        r"^Failed password for <F-USER>\S+</F-USER>",
+        r"^<F-MLFFORGET>Disconnected</F-MLFFORGET>",
+    ]);
+    c.prefregex = Some(r"^<F-MLFID>\[\d+\]</F-MLFID> <F-CONTENT>.+</F-CONTENT>$".into());
+    let f = Filter::new(&c).unwrap();
+    let mut r = f.runner();
+    let o = opts(true);
+    let res = r.process_line("[1] Connection from 192.0.2.5", &o);
+    assert!(res.failures.is_empty() && res.ignored);
+    assert_eq!(res.failregex_hits, vec![0]);
+    let res = r.process_line("[1] Failed password for root", &o);
+    assert_eq!(res.failures.len(), 1);
+    assert_eq!(res.failures[0].fid, "192.0.2.5");
+    assert_eq!(res.failures[0].matches.len(), 2);
+    let res = r.process_line("[1] Failed password for admin", &o);
+    let users = match &res.failures[0].groups["users"] {
+        GroupValue::Set(s) => s.iter().cloned().collect::<Vec<_>>(),
+        v => panic!("{v:?}"),
+    };
+    assert_eq!(users, vec!["admin", "root"]);
+    // pending: failure before the host is known
+    let res = r.process_line("[2] Failed password for x", &o);
+    assert!(res.failures.is_empty());
+    assert_eq!(res.failregex_hits, vec![1]);
+    let res = r.process_line("[2] Connection from 192.0.2.6", &o);
+    assert_eq!(res.failures.len(), 1, "{res:?}");
+    assert_eq!(res.failures[0].fid, "192.0.2.6");
+    // forget
+    r.process_line("[1] Disconnected", &o);
+    let res = r.process_line("[1] Failed password for root", &o);
+    assert!(res.failures.is_empty());
+}
+
+#[test]
+fn multiline_buffer_and_skiplines() {
+    let mut c = cfg(&[r"^start (?P<n>\d+)$<SKIPLINES>^from <HOST>$"]);
+    c.maxlines = 5;
+    let f = Filter::new(&c).unwrap();
+    assert!(f.prefilter().is_none());
+    let mut r = f.runner();
+    let o = opts(false);
+    assert!(r.process_line("start 1", &o).failures.is_empty());
+    assert!(r.process_line("noise", &o).failures.is_empty());
+    let res = r.process_line("from 192.0.2.9", &o);
+    assert_eq!(res.failures.len(), 1);
+    assert_eq!(res.failures[0].matches, vec!["start 1", "from 192.0.2.9"]);
+    // the consumed lines are gone, the skipped line stays in the buffer
+    assert_eq!(r.lines.len(), 1);
+    assert_eq!(r.lines[0].text, "noise");
+}
+
+#[test]
+fn prefilter_literals() {
+    let f = Filter::new(&cfg(&[
+        r"^Failed password for <HOST>",
+        r"^Invalid user \S+ from <HOST>",
+    ]))
+    .unwrap();
+    let pf = f.prefilter().unwrap();
+    assert!(pf.is_match(b"x Failed password for 1.2.3.4"));
+    assert!(pf.is_match(b"Invalid user a from 1.2.3.4"));
+    assert!(!pf.is_match(b"Accepted key"));
+    assert_eq!(pf.find(b"..Failed password for 1"), Some(2));
+    // a failregex without a required literal disables it
+    let f = Filter::new(&cfg(&[r"^Failed password for <HOST>", r"^\w+ <HOST>"])).unwrap();
+    assert!(f.prefilter().is_none());
+}
+
+fn prop_filters() -> &'static (Filter, Filter) {
+    static F: std::sync::OnceLock<(Filter, Filter)> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let mut c = cfg(&[
+            r"^\s*\S+ sshd\[\d+\]: Failed for <HOST>$",
+            r"(?P<x>a)(?P=x)<F-ID/>",
+        ]);
+        c.prefregex = Some(r"^<F-MLFID>\S*</F-MLFID>\s*<F-CONTENT>.+</F-CONTENT>$".into());
+        let mut c2 = cfg(&[r"<HOST><SKIPLINES>(?P<y>x)?<F-ID/>"]);
+        c2.maxlines = 3;
+        (Filter::new(&c).unwrap(), Filter::new(&c2).unwrap())
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    #[test]
+    fn any_line_never_panics(line in "\\PC{0,80}", l2 in "[\\[\\]0-9a-f:. \r\n]{0,40}") {
+        let (f, f2) = prop_filters();
+        let mut r = f.runner();
+        let _ = r.process_line(&line, &opts(true));
+        let _ = r.process_line(&l2, &opts(false));
+        let mut r2 = f2.runner();
+        let _ = r2.process_line(&line, &opts(true));
+        let _ = r2.process_line(&l2, &opts(true));
+        let _ = r2.process_line(&line, &opts(false));
+    }
+}

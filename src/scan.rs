@@ -1,0 +1,561 @@
+//! One-shot scanning of a whole log through one filter (the engine of `banhammer regex`).
+//!
+//! Owns the read loop: the input is cut into chunks at line ends, chunks go to worker
+//! threads (each with its own filter runner) and come back in input order, so memory
+//! stays bounded whatever the file size. Receives a compiled [`Filter`], an [`Input`]
+//! and [`ScanOptions`]; emits [`ScanStats`] and, through a callback, every failure in
+//! input order.
+//!
+//! Filters whose matching depends on earlier lines (`maxlines > 1`, multi-line failure
+//! ids) run on one worker in order; all others use every core. Lines are skipped before
+//! any regex runs when the filter's literal prefilter proves they cannot match.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use banhammer_core::filter::{Failure, Filter, HostKind, ProcessOptions};
+
+/// Size of one unit of work. Big enough that per-chunk overhead vanishes, small enough
+/// that a few chunks in flight keep peak memory low.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks in flight per worker (reading ahead plus results waiting for their turn).
+const IN_FLIGHT_PER_WORKER: usize = 2;
+
+/// What to scan.
+pub enum Input {
+    File(PathBuf),
+    /// Text given on the command line (a single line, or several separated by `\n`).
+    Text(String),
+}
+
+/// How many of one kind of line to remember for printing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Nothing,
+    First(usize),
+    All,
+}
+
+impl Keep {
+    fn wants(self, count_so_far: u64) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::First(n) => count_so_far <= n as u64,
+            Keep::All => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub check_all: bool,
+    /// Time used for lines without a date.
+    pub now: f64,
+    pub keep_matched: Keep,
+    pub keep_missed: Keep,
+    pub keep_ignored: Keep,
+    /// Only failures are wanted (`-o`): per-line statistics may be skipped, so lines that
+    /// cannot match are not even date-parsed.
+    pub failures_only: bool,
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+    /// Resolve hosts that matched as DNS names, as fail2ban does with `usedns = yes|warn`:
+    /// one failure per address, none when the name does not resolve.
+    pub resolve_dns: bool,
+}
+
+/// Where a remembered line lives, so long listings never hold every line in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRef {
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Counts as fail2ban-regex reports them.
+#[derive(Debug, Clone, Default)]
+pub struct ScanStats {
+    pub tested: u64,
+    pub matched: u64,
+    pub ignored: u64,
+    pub missed: u64,
+    pub prefregex_matched: u64,
+    pub failregex_hits: Vec<u64>,
+    pub ignore_hits: Vec<u64>,
+    pub date_hits: Vec<u64>,
+    pub matched_lines: Vec<LineRef>,
+    pub missed_lines: Vec<LineRef>,
+    pub ignored_lines: Vec<LineRef>,
+}
+
+impl ScanStats {
+    fn new(filter: &Filter) -> Self {
+        ScanStats {
+            failregex_hits: vec![0; filter.failregex_count()],
+            ignore_hits: vec![0; filter.ignoreregex_count()],
+            date_hits: vec![0; filter.date_detector().template_count()],
+            ..Default::default()
+        }
+    }
+
+    /// Fold a later chunk's counts into these, keeping line lists within their limits.
+    fn absorb(&mut self, other: ScanStats, opts: &ScanOptions) {
+        fn add(a: &mut [u64], b: &[u64]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        fn append(dst: &mut Vec<LineRef>, src: Vec<LineRef>, keep: Keep) {
+            for l in src {
+                if keep.wants(dst.len() as u64 + 1) {
+                    dst.push(l);
+                }
+            }
+        }
+        self.tested += other.tested;
+        self.matched += other.matched;
+        self.ignored += other.ignored;
+        self.missed += other.missed;
+        self.prefregex_matched += other.prefregex_matched;
+        add(&mut self.failregex_hits, &other.failregex_hits);
+        add(&mut self.ignore_hits, &other.ignore_hits);
+        add(&mut self.date_hits, &other.date_hits);
+        append(
+            &mut self.matched_lines,
+            other.matched_lines,
+            opts.keep_matched,
+        );
+        append(&mut self.missed_lines, other.missed_lines, opts.keep_missed);
+        append(
+            &mut self.ignored_lines,
+            other.ignored_lines,
+            opts.keep_ignored,
+        );
+    }
+}
+
+/// One chunk of input: whole lines, and the offset of its first byte in the input.
+struct Chunk {
+    seq: u64,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+/// A chunk's results: its statistics and the failures it produced, in order.
+struct ChunkResult {
+    seq: u64,
+    /// Offset just past the chunk: how much of the input is done once it is merged.
+    end: u64,
+    stats: ScanStats,
+    failures: Vec<Failure>,
+}
+
+/// Read the input into chunks that end at a line end and feed them to `send`.
+fn read_chunks(input: &Input, mut send: impl FnMut(Chunk) -> bool) -> Result<()> {
+    match input {
+        Input::Text(text) => {
+            send(Chunk {
+                seq: 0,
+                offset: 0,
+                bytes: text.as_bytes().to_vec(),
+            });
+            Ok(())
+        }
+        Input::File(path) => {
+            let mut file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let mut carry: Vec<u8> = Vec::new();
+            let mut offset = 0u64;
+            let mut seq = 0u64;
+            loop {
+                let mut buf = std::mem::take(&mut carry);
+                let start = buf.len();
+                buf.resize(start + CHUNK_BYTES, 0);
+                let n = read_full(&mut file, &mut buf[start..])
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                buf.truncate(start + n);
+                if buf.is_empty() {
+                    return Ok(());
+                }
+                if n > 0 {
+                    // Keep the unfinished last line for the next chunk.
+                    if let Some(nl) = memchr::memrchr(b'\n', &buf) {
+                        carry = buf.split_off(nl + 1);
+                    } else {
+                        carry = std::mem::take(&mut buf);
+                        continue;
+                    }
+                }
+                let len = buf.len() as u64;
+                if !send(Chunk {
+                    seq,
+                    offset,
+                    bytes: buf,
+                }) {
+                    return Ok(());
+                }
+                seq += 1;
+                offset += len;
+                if n == 0 && carry.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Can chunks be processed independently (in parallel)?
+fn is_stateless(filter: &Filter) -> bool {
+    filter.maxlines() == 1 && !filter.uses_mlfid()
+}
+
+/// Scan `input` through `filter`, calling `on_failure` for every failure in input order.
+pub fn scan(
+    filter: &Filter,
+    input: &Input,
+    opts: &ScanOptions,
+    mut on_failure: impl FnMut(&Failure) -> Result<()>,
+    mut on_progress: impl FnMut(u64),
+) -> Result<ScanStats> {
+    let threads = if !is_stateless(filter) {
+        1
+    } else if opts.threads > 0 {
+        opts.threads
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+    };
+    let mut total = ScanStats::new(filter);
+
+    std::thread::scope(|s| -> Result<()> {
+        let (work_tx, work_rx) = mpsc::sync_channel::<Chunk>(threads * IN_FLIGHT_PER_WORKER);
+        let (done_tx, done_rx) = mpsc::sync_channel::<ChunkResult>(threads * IN_FLIGHT_PER_WORKER);
+        let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+        for _ in 0..threads {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            s.spawn(move || {
+                let mut worker = Worker::new(filter, opts);
+                loop {
+                    // The lock is held only to take the next chunk, never while working.
+                    let next = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(chunk) = next else { return };
+                    let result = worker.process(chunk);
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let reader = s.spawn(move || read_chunks(input, |c| work_tx.send(c).is_ok()));
+
+        // Put results back in input order.
+        let mut next_seq = 0u64;
+        let mut waiting: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+        let mut failed: Option<anyhow::Error> = None;
+        for result in done_rx.iter() {
+            waiting.insert(result.seq, result);
+            while let Some(r) = waiting.remove(&next_seq) {
+                next_seq += 1;
+                if failed.is_none() {
+                    for f in &r.failures {
+                        if let Err(e) = on_failure(f) {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                total.absorb(r.stats, opts);
+                on_progress(r.end);
+            }
+            if failed.is_some() {
+                // Stop the reader and workers: dropping the receiver ends them.
+                break;
+            }
+        }
+        drop(done_rx);
+        match reader.join() {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("the reader thread stopped unexpectedly"),
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })?;
+    Ok(total)
+}
+
+/// Per-thread state: a filter runner (its date detector and multi-line state).
+struct Worker<'f> {
+    filter: &'f Filter,
+    runner: banhammer_core::filter::FilterRunner<'f>,
+    opts: &'f ScanOptions,
+    process: ProcessOptions,
+    /// Only when failures alone are wanted may whole stretches of input be skipped
+    /// between prefilter hits; the report needs every line (date hits, prefregex
+    /// counts), and the runner applies the same prefilter per line itself.
+    skip_with: Option<&'f banhammer_core::filter::Prefilter>,
+    /// Names already resolved by this worker.
+    dns_cache: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl<'f> Worker<'f> {
+    fn new(filter: &'f Filter, opts: &'f ScanOptions) -> Self {
+        // fail2ban checks ignoreregex on every line first when there are fewer
+        // ignoreregexes than failregexes - 2; skipping lines is still sound then, since
+        // only failures are reported and an ignored line yields none.
+        let skip_with = if opts.failures_only {
+            filter.prefilter()
+        } else {
+            None
+        };
+        Worker {
+            filter,
+            runner: filter.runner(),
+            opts,
+            process: ProcessOptions {
+                check_all: opts.check_all,
+                now: opts.now,
+            },
+            skip_with,
+            dns_cache: std::collections::HashMap::new(),
+        }
+    }
+
+    fn process(&mut self, chunk: Chunk) -> ChunkResult {
+        let mut stats = ScanStats::new(self.filter);
+        let mut failures = Vec::new();
+        let bytes = &chunk.bytes;
+        let mut pos = 0usize;
+        while pos < bytes.len() {
+            if let Some(pf) = self.skip_with {
+                // Jump to the start of the next line holding one of the literals.
+                match pf.find(&bytes[pos..]) {
+                    Some(hit) => {
+                        let at = pos + hit;
+                        pos =
+                            memchr::memrchr(b'\n', &bytes[pos..at]).map_or(pos, |nl| pos + nl + 1);
+                    }
+                    None => break,
+                }
+            }
+            let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |e| pos + e);
+            let raw = &bytes[pos..end];
+            let line_ref = LineRef {
+                offset: chunk.offset + pos as u64,
+                len: raw.len() as u32,
+            };
+            pos = end + 1;
+            let raw = trim_line_end(raw);
+            if raw.is_empty() || raw[0] == b'#' {
+                continue;
+            }
+            let text = String::from_utf8_lossy(raw);
+            stats.tested += 1;
+            let mut r = self.runner.process_line(&text, &self.process);
+            if self.opts.resolve_dns {
+                self.resolve_names(&mut r);
+            }
+            if let Some(hit) = r.date {
+                if let Some(n) = stats.date_hits.get_mut(hit.template) {
+                    *n += 1;
+                }
+            }
+            if r.prefregex_matched {
+                stats.prefregex_matched += 1;
+            }
+            for &i in &r.failregex_hits {
+                stats.failregex_hits[i] += 1;
+            }
+            for &i in &r.ignore_hits {
+                stats.ignore_hits[i] += 1;
+            }
+            let (kind, keep, list) = if r.ignored {
+                (
+                    &mut stats.ignored,
+                    self.opts.keep_ignored,
+                    &mut stats.ignored_lines,
+                )
+            } else if !r.failures.is_empty() || r.pending > 0 {
+                failures.extend(r.failures);
+                (
+                    &mut stats.matched,
+                    self.opts.keep_matched,
+                    &mut stats.matched_lines,
+                )
+            } else {
+                (
+                    &mut stats.missed,
+                    self.opts.keep_missed,
+                    &mut stats.missed_lines,
+                )
+            };
+            *kind += 1;
+            if keep.wants(*kind) {
+                list.push(line_ref);
+            }
+        }
+        let end = chunk.offset + bytes.len() as u64;
+        ChunkResult {
+            seq: chunk.seq,
+            end,
+            stats,
+            failures,
+        }
+    }
+
+    /// Replace failures whose host is a DNS name by one failure per resolved address; a
+    /// name that resolves to nothing yields no failure and no regex hit (fail2ban's
+    /// `textToIp` returning an empty list).
+    fn resolve_names(&mut self, r: &mut banhammer_core::filter::LineResult) {
+        if !r.failures.iter().any(|f| f.kind == HostKind::Dns) {
+            return;
+        }
+        let mut out = Vec::with_capacity(r.failures.len());
+        for f in std::mem::take(&mut r.failures) {
+            if f.kind != HostKind::Dns {
+                out.push(f);
+                continue;
+            }
+            let ips = self
+                .dns_cache
+                .entry(f.fid.clone())
+                .or_insert_with(|| crate::dns::resolve_all(&f.fid))
+                .clone();
+            if ips.is_empty() {
+                if let Some(i) = r.failregex_hits.iter().position(|&h| h == f.failregex) {
+                    r.failregex_hits.remove(i);
+                }
+                continue;
+            }
+            for ip in ips {
+                let mut g = f.clone();
+                g.kind = if ip.contains(':') {
+                    HostKind::Ip6
+                } else {
+                    HostKind::Ip4
+                };
+                g.fid = ip;
+                out.push(g);
+            }
+        }
+        r.failures = out;
+    }
+}
+
+/// fail2ban strips `\r` and `\n` from the end of each line (Python `rstrip('\r\n')`).
+fn trim_line_end(mut raw: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b'\n'] = raw {
+        raw = rest;
+    }
+    raw
+}
+
+/// Read remembered lines back from the input, for listings.
+pub fn read_lines(input: &Input, refs: &[LineRef]) -> Result<Vec<String>> {
+    match input {
+        Input::Text(text) => Ok(refs
+            .iter()
+            .map(|r| {
+                let start = r.offset as usize;
+                let raw = text
+                    .as_bytes()
+                    .get(start..start + r.len as usize)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(trim_line_end(raw)).into_owned()
+            })
+            .collect()),
+        Input::File(path) => {
+            let mut file =
+                File::open(path).with_context(|| format!("cannot reopen {}", path.display()))?;
+            let mut out = Vec::with_capacity(refs.len());
+            let mut buf = Vec::new();
+            for r in refs {
+                file.seek(SeekFrom::Start(r.offset))?;
+                buf.resize(r.len as usize, 0);
+                let n = read_full(&mut file, &mut buf)?;
+                out.push(String::from_utf8_lossy(trim_line_end(&buf[..n])).into_owned());
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The size of a file, for the progress display.
+pub fn input_len(input: &Input) -> Option<u64> {
+    match input {
+        Input::File(p) => Path::new(p).metadata().ok().map(|m| m.len()),
+        Input::Text(t) => Some(t.len() as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_only_line_end_characters() {
+        assert_eq!(trim_line_end(b"abc \r\n"), b"abc ");
+        assert_eq!(trim_line_end(b"\r\n"), b"");
+        assert_eq!(trim_line_end(b" x"), b" x");
+    }
+
+    #[test]
+    fn keep_limits() {
+        assert!(Keep::First(2).wants(2));
+        assert!(!Keep::First(2).wants(3));
+        assert!(!Keep::Nothing.wants(1));
+        assert!(Keep::All.wants(1_000_000));
+    }
+
+    #[test]
+    fn chunks_end_at_line_ends_and_cover_the_input() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("log");
+        let mut text = String::new();
+        for i in 0..300_000 {
+            text.push_str(&format!("line number {i} with some padding text\n"));
+        }
+        text.push_str("last line without newline");
+        std::fs::write(&path, &text)?;
+        let mut rebuilt = Vec::new();
+        let mut offsets = Vec::new();
+        read_chunks(&Input::File(path), |c| {
+            assert!(c.bytes.ends_with(b"\n") || c.bytes.ends_with(b"newline"));
+            offsets.push((c.offset, c.bytes.len()));
+            rebuilt.extend_from_slice(&c.bytes);
+            true
+        })?;
+        assert!(
+            offsets.len() > 2,
+            "a 12 MB input should take several chunks"
+        );
+        assert_eq!(rebuilt, text.as_bytes());
+        for w in offsets.windows(2) {
+            assert_eq!(w[0].0 + w[0].1 as u64, w[1].0);
+        }
+        Ok(())
+    }
+}
