@@ -153,56 +153,67 @@ struct ChunkResult {
     failures: Vec<Failure>,
 }
 
-/// Read the input into chunks that end at a line end and feed them to `send`.
-fn read_chunks(input: &Input, mut send: impl FnMut(Chunk) -> bool) -> Result<()> {
-    match input {
+/// Read the input into chunks that end at a line end and feed them to `send`. Buffers
+/// come from `fresh` (recycled ones when workers have returned them), so a long scan
+/// neither allocates nor zeroes a buffer per chunk.
+fn read_chunks(
+    input: &Input,
+    mut fresh: impl FnMut() -> Vec<u8>,
+    mut send: impl FnMut(Chunk) -> bool,
+) -> Result<()> {
+    let path = match input {
         Input::Text(text) => {
             send(Chunk {
                 seq: 0,
                 offset: 0,
                 bytes: text.as_bytes().to_vec(),
             });
-            Ok(())
+            return Ok(());
         }
-        Input::File(path) => {
-            let mut file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut carry: Vec<u8> = Vec::new();
-            let mut offset = 0u64;
-            let mut seq = 0u64;
-            loop {
-                let mut buf = std::mem::take(&mut carry);
-                let start = buf.len();
-                buf.resize(start + CHUNK_BYTES, 0);
-                let n = read_full(&mut file, &mut buf[start..])
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                buf.truncate(start + n);
-                if buf.is_empty() {
-                    return Ok(());
+        Input::File(path) => path,
+    };
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut offset = 0u64;
+    let mut seq = 0u64;
+    loop {
+        let mut buf = fresh();
+        buf.clear();
+        buf.extend_from_slice(&carry);
+        carry.clear();
+        // read_to_end fills spare capacity without zeroing it first.
+        let n = (&mut file)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if n > 0 {
+            // Keep the unfinished last line for the next chunk.
+            match memchr::memrchr(b'\n', &buf) {
+                Some(nl) => {
+                    carry.extend_from_slice(&buf[nl + 1..]);
+                    buf.truncate(nl + 1);
                 }
-                if n > 0 {
-                    // Keep the unfinished last line for the next chunk.
-                    if let Some(nl) = memchr::memrchr(b'\n', &buf) {
-                        carry = buf.split_off(nl + 1);
-                    } else {
-                        carry = std::mem::take(&mut buf);
-                        continue;
-                    }
-                }
-                let len = buf.len() as u64;
-                if !send(Chunk {
-                    seq,
-                    offset,
-                    bytes: buf,
-                }) {
-                    return Ok(());
-                }
-                seq += 1;
-                offset += len;
-                if n == 0 && carry.is_empty() {
-                    return Ok(());
+                None => {
+                    carry = buf;
+                    continue;
                 }
             }
+        }
+        let len = buf.len() as u64;
+        if !send(Chunk {
+            seq,
+            offset,
+            bytes: buf,
+        }) {
+            return Ok(());
+        }
+        seq += 1;
+        offset += len;
+        if n == 0 && carry.is_empty() {
+            return Ok(());
         }
     }
 }
@@ -247,10 +258,13 @@ pub fn scan(
     std::thread::scope(|s| -> Result<()> {
         let (work_tx, work_rx) = mpsc::sync_channel::<Chunk>(threads * IN_FLIGHT_PER_WORKER);
         let (done_tx, done_rx) = mpsc::sync_channel::<ChunkResult>(threads * IN_FLIGHT_PER_WORKER);
+        // Workers hand their chunk buffers back to the reader for reuse.
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(threads * IN_FLIGHT_PER_WORKER);
         let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
         for _ in 0..threads {
             let work_rx = work_rx.clone();
             let done_tx = done_tx.clone();
+            let free_tx = free_tx.clone();
             s.spawn(move || {
                 let mut worker = Worker::new(filter, opts);
                 loop {
@@ -260,7 +274,8 @@ pub fn scan(
                         Err(_) => return,
                     };
                     let Ok(chunk) = next else { return };
-                    let result = worker.process(chunk);
+                    let (result, buffer) = worker.process(chunk);
+                    let _ = free_tx.try_send(buffer);
                     if done_tx.send(result).is_err() {
                         return;
                     }
@@ -268,7 +283,13 @@ pub fn scan(
             });
         }
         drop(done_tx);
-        let reader = s.spawn(move || read_chunks(input, |c| work_tx.send(c).is_ok()));
+        drop(free_tx);
+        let fresh = move || {
+            free_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + (64 << 10)))
+        };
+        let reader = s.spawn(move || read_chunks(input, fresh, |c| work_tx.send(c).is_ok()));
 
         // Put results back in input order.
         let mut next_seq = 0u64;
@@ -344,7 +365,8 @@ impl<'f> Worker<'f> {
         }
     }
 
-    fn process(&mut self, chunk: Chunk) -> ChunkResult {
+    /// Process one chunk; gives back its results and its buffer (for reuse).
+    fn process(&mut self, chunk: Chunk) -> (ChunkResult, Vec<u8>) {
         let mut stats = ScanStats::new(self.filter);
         let mut failures = Vec::new();
         let bytes = &chunk.bytes;
@@ -418,12 +440,15 @@ impl<'f> Worker<'f> {
             }
         }
         let end = chunk.offset + bytes.len() as u64;
-        ChunkResult {
-            seq: chunk.seq,
-            end,
-            stats,
-            failures,
-        }
+        (
+            ChunkResult {
+                seq: chunk.seq,
+                end,
+                stats,
+                failures,
+            },
+            chunk.bytes,
+        )
     }
 
     /// Replace failures whose host is a DNS name by one failure per resolved address; a
@@ -542,7 +567,7 @@ mod tests {
         std::fs::write(&path, &text)?;
         let mut rebuilt = Vec::new();
         let mut offsets = Vec::new();
-        read_chunks(&Input::File(path), |c| {
+        read_chunks(&Input::File(path), Vec::new, |c| {
             assert!(c.bytes.ends_with(b"\n") || c.bytes.ends_with(b"newline"));
             offsets.push((c.offset, c.bytes.len()));
             rebuilt.extend_from_slice(&c.bytes);
