@@ -4,6 +4,7 @@
 //! The pure logic lives in the `banhammer-config` (fail2ban's config dialect) and
 //! `banhammer-core` (matching, dates) crates.
 
+pub mod action;
 pub mod cli;
 pub mod dns;
 pub mod embedded;
@@ -11,3 +12,4 @@ pub mod filterload;
 pub mod pyfmt;
 pub mod samples;
 pub mod scan;
+pub mod source;

@@ -172,3 +172,76 @@ fn bad_filter_argument_is_a_clear_error() -> anyhow::Result<()> {
     assert!(err.starts_with("ERROR: "), "{err}");
     Ok(())
 }
+
+/// Binary garbage, invalid UTF-8, NULs and huge lines: scanned without a crash, every
+/// non-comment line counted.
+#[test]
+fn garbage_input_never_crashes() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("garbage.log");
+    let mut data: Vec<u8> = Vec::new();
+    // A deterministic byte soup (xorshift), cut into lines.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..5_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 200) as usize;
+        for j in 0..len {
+            let b = (x >> (j % 56)) as u8;
+            data.push(if b == b'\n' { b'x' } else { b });
+        }
+        if i % 1000 == 0 {
+            data.extend(std::iter::repeat_n(b'A', 100_000));
+        }
+        data.extend_from_slice(b"\xff\xfe Aug 14 11:58:01 host sshd[1]: Failed password for \xc3 from 192.0.2.1 port 1 ssh2");
+        data.push(b'\n');
+    }
+    std::fs::write(&path, &data)?;
+    for filter in ["sshd", "wordpress"] {
+        let out = banhammer().arg("regex").arg(&path).arg(filter).output()?;
+        assert!(
+            out.status.success(),
+            "{filter}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Lines: "), "{filter}: {text}");
+    }
+    Ok(())
+}
+
+/// `--json` carries the same counts as the text report, in the documented shape.
+#[test]
+fn json_report_matches_text_report() -> anyhow::Result<()> {
+    let log = repo_root().join("testdata/logs/sshd");
+    let text = run(banhammer()
+        .arg("regex")
+        .arg(&log)
+        .arg("sshd[mode=aggressive]"))?;
+    let json: serde_json::Value = serde_json::from_str(&run(banhammer()
+        .args(["regex", "--json", "--print-all-matched"])
+        .arg(&log)
+        .arg("sshd[mode=aggressive]"))?)?;
+    let lines = &json["lines"];
+    let expected = format!(
+        "Lines: {} lines, {} ignored, {} matched, {} missed",
+        lines["total"], lines["ignored"], lines["matched"], lines["missed"]
+    );
+    assert!(
+        text.contains(&expected),
+        "text report lacks {expected:?}:\n{text}"
+    );
+    assert_eq!(json["filter"]["kind"], "filter");
+    assert_eq!(json["filter_options"]["mode"], "aggressive");
+    let hits: u64 = json["failregex"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["hits"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(text.contains(&format!("Failregex: {hits} total")), "{text}");
+    let failures = json["failures"].as_array().map_or(0, Vec::len);
+    assert!(failures > 0 && json["matched_lines"].as_array().map_or(0, Vec::len) > 0);
+    Ok(())
+}

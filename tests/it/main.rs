@@ -6,4 +6,6 @@
 mod cli_regex;
 mod conformance;
 mod env;
+mod nftables;
 mod own_samples;
+mod tailing;

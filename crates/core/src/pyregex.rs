@@ -12,7 +12,9 @@
 //! `(?#…)`, octal and `\u`/`\U` escapes. For patterns that need backtracking we also build a
 //! *relaxed* fast-engine pattern (lookarounds dropped, back-references and conditionals widened):
 //! it matches a superset, so a miss there proves a miss of the real pattern and the slow engine
-//! never runs on most lines.
+//! never runs on most lines. Both fast patterns also get an *ASCII twin* (classes cut down to
+//! ASCII), used on ASCII haystacks where it matches exactly the same: its automata are several
+//! times smaller, which is what the capture search on every matching line pays for.
 
 use std::fmt;
 
@@ -713,6 +715,10 @@ impl<'a> Translator<'a> {
 /// A compiled Python pattern on the cheapest engine able to run it.
 pub struct PyRegex {
     engine: Engine,
+    /// For haystacks that are all ASCII (nearly every log line): the fast pattern (or, for the
+    /// backtracking engine, its relaxed necessary condition) with every class cut down to ASCII.
+    /// See [`ascii_twin`].
+    ascii: Option<regex::Regex>,
     names: Vec<Option<String>>,
     py: String,
     translated: String,
@@ -762,6 +768,99 @@ impl Spans {
     }
 }
 
+/// Reusable capture storage for searches with one [`PyRegex`] (see
+/// [`PyRegex::captures_with`]): a hot loop keeps one per regex and searches without allocating.
+#[derive(Debug, Default)]
+pub struct CaptureCache {
+    full: Option<regex::CaptureLocations>,
+    ascii: Option<regex::CaptureLocations>,
+}
+
+/// The capture locations of `cache` for `re`, created on first use (or if `cache` was last
+/// used with a regex of another shape).
+fn locations<'c>(
+    slot: &'c mut Option<regex::CaptureLocations>,
+    re: &regex::Regex,
+) -> &'c mut regex::CaptureLocations {
+    if slot.as_ref().is_some_and(|l| l.len() != re.captures_len()) {
+        *slot = None;
+    }
+    slot.get_or_insert_with(|| re.capture_locations())
+}
+
+/// The ASCII twin of a fast-engine pattern: the same pattern, parsed with the same flags, with
+/// every class intersected with ASCII and Unicode word boundaries made ASCII ones.
+///
+/// Why: Python `str` patterns are Unicode-aware, so `\S`, `\s`, `\d`, `\w`, `.` and negated
+/// classes compile to large UTF-8 automata; fail2ban's common prefix alone has a dozen of them.
+/// The capture engine (a bounded backtracker) clears a visited set of `states × haystack` bits
+/// per search and the lazy DFA has more states to build, so on the ASCII lines that make up
+/// nearly every log the twin is several times cheaper. On a haystack that is all ASCII the twin
+/// matches exactly what the original does, with the same group spans: every position holds an
+/// ASCII character, which a class matches iff its ASCII part does; a non-ASCII literal can
+/// match in neither; case folding is already expanded into classes by the parser (so the
+/// Kelvin sign `K` in a `(?i)` pattern becomes `[Kk\u{212A}]`, whose ASCII part `[Kk]` is
+/// what the original matches on ASCII text); and a Unicode word boundary between ASCII
+/// characters is the ASCII one. `None` when the pattern has nothing to cut (no gain), or the
+/// twin does not compile to the same groups (then the original is used for every haystack).
+fn ascii_twin(pattern: &str, multiline: bool, original: &regex::Regex) -> Option<regex::Regex> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .multi_line(multiline)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let twin = ascii_hir(hir.clone());
+    if twin == hir {
+        return None;
+    }
+    let re = regex::RegexBuilder::new(&twin.to_string())
+        .size_limit(64 << 20)
+        .build()
+        .ok()?;
+    (re.captures_len() == original.captures_len()
+        && re.capture_names().eq(original.capture_names()))
+    .then_some(re)
+}
+
+/// See [`ascii_twin`].
+fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
+    use regex_syntax::hir::{
+        Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind,
+        Look, Repetition,
+    };
+    match h.into_kind() {
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(l) => Hir::literal(l.0),
+        HirKind::Class(Class::Unicode(mut c)) => {
+            c.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7f')]));
+            Hir::class(Class::Unicode(c))
+        }
+        HirKind::Class(Class::Bytes(mut c)) => {
+            c.intersect(&ClassBytes::new([ClassBytesRange::new(0, 0x7f)]));
+            Hir::class(Class::Bytes(c))
+        }
+        HirKind::Look(l) => Hir::look(match l {
+            Look::WordUnicode => Look::WordAscii,
+            Look::WordUnicodeNegate => Look::WordAsciiNegate,
+            Look::WordStartUnicode => Look::WordStartAscii,
+            Look::WordEndUnicode => Look::WordEndAscii,
+            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            other => other,
+        }),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(ascii_hir(*r.sub)),
+            ..r
+        }),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(ascii_hir(*c.sub)),
+            ..c
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_hir).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(ascii_hir).collect()),
+    }
+}
+
 const BACKTRACK_LIMIT: usize = 1_000_000;
 
 impl PyRegex {
@@ -802,6 +901,13 @@ impl PyRegex {
                 necessary,
             }
         };
+        let ascii = match &engine {
+            Engine::Fast(re) => ascii_twin(&t.pattern, multiline, re),
+            Engine::Backtrack {
+                necessary: Some(n), ..
+            } => ascii_twin(&t.relaxed, multiline, n),
+            Engine::Backtrack { .. } => None,
+        };
         let names = match &engine {
             Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
             Engine::Backtrack { regex, .. } => regex
@@ -811,6 +917,7 @@ impl PyRegex {
         };
         Ok(PyRegex {
             engine,
+            ascii,
             names,
             py: py.to_string(),
             translated: t.pattern,
@@ -851,12 +958,10 @@ impl PyRegex {
     /// no match (Python would just be slow).
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.engine {
-            Engine::Fast(re) => re.is_match(hay),
+            Engine::Fast(re) => self.fast_for(re, hay).is_match(hay),
             Engine::Backtrack { regex, necessary } => {
-                if let Some(n) = necessary {
-                    if !n.is_match(hay) {
-                        return false;
-                    }
+                if !self.necessary_holds(necessary.as_ref(), hay) {
+                    return false;
                 }
                 regex.is_match(hay).unwrap_or(false)
             }
@@ -871,24 +976,31 @@ impl PyRegex {
 
     /// Like [`captures`](Self::captures), reusing `spans`; returns whether it matched.
     pub fn captures_into(&self, hay: &str, spans: &mut Spans) -> bool {
+        self.captures_with(hay, &mut CaptureCache::default(), spans)
+    }
+
+    /// Like [`captures_into`](Self::captures_into), also reusing the engine's capture storage
+    /// kept in `cache` (one cache per regex): no allocation once `spans` and `cache` are warm.
+    pub fn captures_with(&self, hay: &str, cache: &mut CaptureCache, spans: &mut Spans) -> bool {
         spans.spans.clear();
         match &self.engine {
             Engine::Fast(re) => {
-                if !re.is_match(hay) {
-                    return false;
-                }
-                let mut locs = re.capture_locations();
-                if re.captures_read(&mut locs, hay).is_none() {
+                // No `is_match` first: a failing capture search stops after the same forward
+                // DFA scan, and a matching one would scan twice.
+                let (re, slot) = match &self.ascii {
+                    Some(a) if hay.is_ascii() => (a, &mut cache.ascii),
+                    _ => (re, &mut cache.full),
+                };
+                let locs = locations(slot, re);
+                if re.captures_read(locs, hay).is_none() {
                     return false;
                 }
                 spans.spans.extend((0..locs.len()).map(|i| locs.get(i)));
                 true
             }
             Engine::Backtrack { regex, necessary } => {
-                if let Some(n) = necessary {
-                    if !n.is_match(hay) {
-                        return false;
-                    }
+                if !self.necessary_holds(necessary.as_ref(), hay) {
+                    return false;
                 }
                 match regex.captures(hay) {
                     Ok(Some(c)) => {
@@ -900,6 +1012,23 @@ impl PyRegex {
                     _ => false,
                 }
             }
+        }
+    }
+
+    /// The fast regex to run on `hay`: the ASCII twin when it applies.
+    fn fast_for<'s>(&'s self, re: &'s regex::Regex, hay: &str) -> &'s regex::Regex {
+        match &self.ascii {
+            Some(a) if hay.is_ascii() => a,
+            _ => re,
+        }
+    }
+
+    /// Whether the relaxed necessary condition of a backtracking pattern holds (true without
+    /// one).
+    fn necessary_holds(&self, necessary: Option<&regex::Regex>, hay: &str) -> bool {
+        match necessary {
+            Some(n) => self.fast_for(n, hay).is_match(hay),
+            None => true,
         }
     }
 }
@@ -1081,7 +1210,70 @@ mod tests {
         assert!(!e.reason.is_empty());
     }
 
+    type AllSpans = Option<Vec<Option<(usize, usize)>>>;
+
+    /// Group spans from the full (Unicode) fast regex and from its ASCII twin.
+    fn both(re: &PyRegex, hay: &str) -> (AllSpans, AllSpans) {
+        let spans = |r: &regex::Regex| {
+            r.captures(hay)
+                .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect())
+        };
+        let full = match re.engine() {
+            Engine::Fast(r) => r,
+            Engine::Backtrack { necessary, .. } => necessary.as_ref().unwrap(),
+        };
+        (spans(full), spans(re.ascii.as_ref().unwrap()))
+    }
+
+    #[test]
+    fn ascii_twin_same_matches() {
+        let re = PyRegex::compile(
+            r"^\s*(?:\S+\s+)?[\[(]?sshd(?:\(\S+\))?[\])]?:?(?:\[\d+\])?:?\s+(?P<u>\w+) from (?P<h>[^ ]+)$",
+            false,
+        )
+        .unwrap();
+        assert!(re.ascii.is_some());
+        for hay in [
+            " host sshd[12]: bob from 1.2.3.4\n",
+            " host sshd[12]: b_ob from 1.2.3.4 \n",
+            "x",
+        ] {
+            let (a, b) = both(&re, hay);
+            assert_eq!(a, b, "{hay:?}");
+        }
+        // non-ASCII haystacks use the Unicode regex
+        assert!(re.is_match(" host sshd[1]: straße from é\n"));
+        // case folding: the Kelvin sign matches k, in both
+        let re = PyRegex::compile(r"(?i)\u212a", false).unwrap();
+        assert!(re.is_match("k") && re.is_match("K") && re.is_match("\u{212a}"));
+        // word boundaries
+        let re = PyRegex::compile(r"\bab\B", false).unwrap();
+        assert!(re.ascii.is_some());
+        assert!(re.is_match("x ab_") && !re.is_match("xab_") && !re.is_match("x ab "));
+        // nothing to cut: no twin
+        assert!(PyRegex::compile(r"^abc [0-9]+$", false)
+            .unwrap()
+            .ascii
+            .is_none());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn ascii_twin_agrees(
+            p in proptest::sample::select(vec![
+                r"^\s*(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
+                r"(?i)(?P<a>\w+)@(?P<b>[^.]+)\.(?P<c>k\w*)",
+                r"\b(?P<a>\w+)\b(?P<b>\W*)",
+                r"(?m)^(?P<a>[^\n:]*):\s*(?P<b>.*)$",
+                r"(?P<a>[^a-z]+)|(?P<b>\D\S?)",
+            ]),
+            hay in "[ -~\t\n\x0b\x0c\r\x00-\x08\x1c-\x1f\x7f]{0,40}",
+        ) {
+            let re = PyRegex::compile(p, false).unwrap();
+            let (a, b) = both(&re, &hay);
+            proptest::prop_assert_eq!(a, b);
+        }
+
         #[test]
         fn never_panics(p in ".{0,40}", hay in ".{0,40}") {
             if let Ok(re) = PyRegex::compile(&p, false) {

@@ -1,10 +1,11 @@
 //! Per-source matching state and fail2ban's `processLine`/`findFailure` algorithm.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CompiledRegex, Filter, UseDns};
 use crate::date::{DateDetector, DateHit};
-use crate::pyregex::Spans;
+use crate::pyregex::{CaptureCache, Spans};
 
 /// fail2ban's mlfid cache: `Utils.Cache(maxCount=100, maxTime=5*60)`.
 const MLFID_MAX_COUNT: usize = 100;
@@ -124,27 +125,43 @@ pub(super) struct TupleLine {
 }
 
 impl TupleLine {
+    /// Make this `before + date + after` with the date at `[ds, de)`, reusing the allocation.
+    fn set(&mut self, before_date: &str, rest: &str, ds: usize, de: usize) {
+        self.text.clear();
+        self.text.push_str(before_date);
+        self.text.push_str(rest);
+        self.ds = ds;
+        self.de = de;
+    }
     fn push_stripped(&self, out: &mut String) {
         out.push_str(self.text.get(..self.ds).unwrap_or(""));
         out.push_str(self.text.get(self.de..).unwrap_or(""));
     }
-    fn stripped(&self) -> String {
-        let mut s = String::with_capacity(self.text.len());
-        self.push_stripped(&mut s);
-        s
+    /// Whether the line without its date is `s` (no allocation).
+    fn stripped_eq(&self, s: &str) -> bool {
+        let a = self.text.get(..self.ds).unwrap_or("");
+        let b = self.text.get(self.de..).unwrap_or("");
+        s.len() == a.len() + b.len() && s.starts_with(a) && s.ends_with(b)
     }
 }
 
-/// fail2ban's `_tupleLinesBuf`: lines without their date, joined by `\n`, plus `\n`.
-fn render(lines: &[TupleLine]) -> String {
-    let mut s = String::new();
+/// fail2ban's `_tupleLinesBuf`: lines without their date, joined by `\n`, plus `\n`; written
+/// into `out` (cleared first) so that the caller can reuse its allocation.
+fn render_into(lines: &[TupleLine], out: &mut String) {
+    out.clear();
     for (i, l) in lines.iter().enumerate() {
         if i > 0 {
-            s.push('\n');
+            out.push('\n');
         }
-        l.push_stripped(&mut s);
+        l.push_stripped(out);
     }
-    s.push('\n');
+    out.push('\n');
+}
+
+/// fail2ban's `_tupleLinesBuf`, as a new string.
+fn render(lines: &[TupleLine]) -> String {
+    let mut s = String::new();
+    render_into(lines, &mut s);
     s
 }
 
@@ -168,8 +185,24 @@ impl FailData {
 
 struct CacheEntry {
     key: String,
+    /// [`key_hash`] of `key`: compared first, so that a lookup among up to 100 keys of equal
+    /// length (syslog prefixes) does not run 100 string comparisons.
+    hash: u64,
     expires: f64,
     data: FailData,
+}
+
+impl CacheEntry {
+    fn is(&self, key: &str, hash: u64) -> bool {
+        self.hash == hash && self.key == key
+    }
+}
+
+/// FNV-1a: tiny and good enough to tell cache keys apart before comparing them.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// FIFO cache with TTL, as fail2ban's `Utils.Cache` (clocked by `ProcessOptions::now`).
@@ -180,7 +213,8 @@ struct MlfidCache {
 
 impl MlfidCache {
     fn position(&mut self, key: &str, now: f64) -> Option<usize> {
-        let p = self.entries.iter().position(|e| e.key == key)?;
+        let h = key_hash(key);
+        let p = self.entries.iter().position(|e| e.is(key, h))?;
         if self.entries[p].expires > now {
             Some(p)
         } else {
@@ -190,7 +224,8 @@ impl MlfidCache {
     }
 
     fn set(&mut self, key: &str, data: FailData, now: f64) {
-        if let Some(p) = self.entries.iter().position(|e| e.key == key) {
+        let hash = key_hash(key);
+        if let Some(p) = self.entries.iter().position(|e| e.is(key, hash)) {
             self.entries[p].data = data;
             self.entries[p].expires = now + MLFID_MAX_TIME;
             return;
@@ -205,6 +240,7 @@ impl MlfidCache {
         }
         self.entries.push(CacheEntry {
             key: key.to_string(),
+            hash,
             expires: now + MLFID_MAX_TIME,
             data,
         });
@@ -212,27 +248,62 @@ impl MlfidCache {
 
     /// Write back the final state of an aliased entry (Python mutates the cached dict in place).
     fn update(&mut self, key: &str, data: &FailData) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.key == key) {
+        let h = key_hash(key);
+        if let Some(e) = self.entries.iter_mut().find(|e| e.is(key, h)) {
             e.data = data.clone();
         }
     }
 
     fn unset(&mut self, key: &str) {
-        self.entries.retain(|e| e.key != key);
+        let h = key_hash(key);
+        self.entries.retain(|e| !e.is(key, h));
     }
 }
 
-/// A successful search: group spans plus the lines it consumed.
-struct Hit {
-    spans: Spans,
-    matched: Vec<TupleLine>,
-    unmatched: Vec<TupleLine>,
+/// A successful search (its group spans are in [`Scratch::spans`]): which lines of the
+/// original buffer it consumed.
+enum Hit {
+    /// All of them, leaving none (a buffer of one line: the single-line case, no allocation).
+    All,
+    /// The lines consumed, and the rest (which stays in the line buffer).
+    Split {
+        matched: Vec<TupleLine>,
+        unmatched: Vec<TupleLine>,
+    },
 }
 
 impl Hit {
-    fn matched_texts(&self) -> Vec<String> {
-        self.matched.iter().map(|l| l.text.clone()).collect()
+    fn matched<'a>(&'a self, org: &'a [TupleLine]) -> &'a [TupleLine] {
+        match self {
+            Hit::All => org,
+            Hit::Split { matched, .. } => matched,
+        }
     }
+    fn unmatched(&self) -> Vec<TupleLine> {
+        match self {
+            Hit::All => Vec::new(),
+            Hit::Split { unmatched, .. } => unmatched.clone(),
+        }
+    }
+    fn matched_texts(&self, org: &[TupleLine]) -> Vec<String> {
+        self.matched(org).iter().map(|l| l.text.clone()).collect()
+    }
+}
+
+/// Storage reused from line to line so that the hot path does not allocate: taken out of the
+/// runner for the duration of one line (see [`FilterRunner::match_line`]).
+#[derive(Default)]
+struct Scratch {
+    /// The match buffer (fail2ban's `_tupleLinesBuf` of the current line buffer).
+    buf: String,
+    /// The current line, when `maxlines == 1` (its text is rewritten, not reallocated).
+    single: Vec<TupleLine>,
+    /// Group spans of the last search.
+    spans: Spans,
+    /// Capture storage of the prefregex.
+    pref: CaptureCache,
+    /// Capture storage of each failregex.
+    fail: Vec<CaptureCache>,
 }
 
 /// Per-source state of a [`Filter`].
@@ -242,8 +313,7 @@ pub struct FilterRunner<'f> {
     date_now: Option<i64>,
     /// Line buffer (`maxlines > 1` only).
     pub(super) lines: Vec<TupleLine>,
-    /// Reused match buffer.
-    buf: String,
+    scratch: Scratch,
     last_date: Option<f64>,
     last_time_text: String,
     cache: MlfidCache,
@@ -256,7 +326,15 @@ impl<'f> FilterRunner<'f> {
             date: filter.date.clone(),
             date_now: None,
             lines: Vec::new(),
-            buf: String::with_capacity(256),
+            scratch: Scratch {
+                buf: String::with_capacity(256),
+                fail: filter
+                    .failregex
+                    .iter()
+                    .map(|_| CaptureCache::default())
+                    .collect(),
+                ..Scratch::default()
+            },
             last_date: None,
             last_time_text: String::new(),
             cache: MlfidCache::default(),
@@ -352,47 +430,70 @@ impl<'f> FilterRunner<'f> {
         mut res: LineResult,
     ) -> LineResult {
         let f = self.filter;
-        self.buf.clear();
-        self.buf.push_str(&line[..ds]);
-        self.buf.push_str(&line[de..]);
-        self.buf.push('\n');
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.buf.clear();
+        sc.buf.push_str(&line[..ds]);
+        sc.buf.push_str(&line[de..]);
+        sc.buf.push('\n');
 
-        if f.maxlines <= 1 && !self.may_match(&mut res) {
-            return res;
-        }
-        let tuple = if with_last {
-            TupleLine {
-                text: format!("{}{}", self.last_time_text, line),
-                ds: 0,
-                de: self.last_time_text.len(),
+        let time = date.unwrap_or(opts.now);
+        if f.maxlines <= 1 {
+            if self.may_match(&sc.buf, &mut res) {
+                // `sc.buf` is the rendering of this one-line buffer already
+                let mut org = std::mem::take(&mut sc.single);
+                org.truncate(1);
+                if org.is_empty() {
+                    org.push(TupleLine {
+                        text: String::new(),
+                        ds: 0,
+                        de: 0,
+                    });
+                }
+                if with_last {
+                    org[0].set(&self.last_time_text, line, 0, self.last_time_text.len());
+                } else {
+                    org[0].set("", line, ds, de);
+                }
+                self.find_failure(&org, &mut sc, time, opts, &mut res);
+                sc.single = org;
             }
         } else {
-            TupleLine {
-                text: line.to_string(),
-                ds,
-                de,
-            }
-        };
-        let org = if f.maxlines > 1 {
+            let tuple = if with_last {
+                TupleLine {
+                    text: format!("{}{}", self.last_time_text, line),
+                    ds: 0,
+                    de: self.last_time_text.len(),
+                }
+            } else {
+                TupleLine {
+                    text: line.to_string(),
+                    ds,
+                    de,
+                }
+            };
             self.lines.push(tuple);
             if self.lines.len() > f.maxlines {
                 let excess = self.lines.len() - f.maxlines;
                 self.lines.drain(..excess);
             }
-            self.lines.clone()
-        } else {
-            vec![tuple]
-        };
-        let time = date.unwrap_or(opts.now);
-        self.find_failure(org, time, opts, &mut res);
+            let org = std::mem::take(&mut self.lines);
+            render_into(&org, &mut sc.buf);
+            if let Some(rest) = self.find_failure(&org, &mut sc, time, opts, &mut res) {
+                self.lines = rest;
+            } else {
+                self.lines = org;
+            }
+        }
+        self.scratch = sc;
         res
     }
 
-    /// Cheap single-line pre-check (no allocation): can this buffer lead to any result?
-    /// Sets `prefregex_matched` when that is all that happens.
-    fn may_match(&self, res: &mut LineResult) -> bool {
+    /// Cheap single-line pre-check (no allocation, no regex run unless the literal prefilter
+    /// cannot decide): can this buffer lead to any result? Sets `prefregex_matched` when that
+    /// is all that happens. The regexes themselves run once, in [`Self::find_failure`], which
+    /// allocates nothing for a line that does not match.
+    fn may_match(&self, buf: &str, res: &mut LineResult) -> bool {
         let f = self.filter;
-        let buf = self.buf.as_str();
         if let Some(pf) = &f.prefilter {
             if !pf.is_match(buf.as_bytes()) {
                 if let Some(p) = &f.prefregex {
@@ -403,79 +504,81 @@ impl<'f> FilterRunner<'f> {
                 return false;
             }
         }
-        if upfront_ignore(f) && f.ignoreregex.iter().any(|r| r.re.is_match(buf)) {
-            return true;
-        }
-        match &f.prefregex {
-            Some(p) => p.re.is_match(buf),
-            None => f.failregex.iter().any(|r| r.re.is_match(buf)),
-        }
+        true
     }
 
-    /// fail2ban `findFailure`.
+    /// fail2ban `findFailure` on the buffer `org`, whose rendering is in `sc.buf`. Returns the
+    /// new line buffer when it is no longer `org`.
     fn find_failure(
         &mut self,
-        org: Vec<TupleLine>,
+        org: &[TupleLine],
+        sc: &mut Scratch,
         time: f64,
         opts: &ProcessOptions,
         res: &mut LineResult,
-    ) {
+    ) -> Option<Vec<TupleLine>> {
         let f = self.filter;
         let multi = f.maxlines > 1;
         let check_all = opts.check_all;
-        let mut line_buffer = org.clone();
-        let mut buf: Option<String> = Some(render(&org));
+        let Scratch {
+            buf,
+            spans,
+            pref: pref_cache,
+            fail: fail_caches,
+            ..
+        } = sc;
+        // fail2ban's `__lineBuffer`, and whether `buf` still renders it (Python sets the
+        // buffer text to None and renders it again when needed)
+        let mut line_buffer: Cow<'_, [TupleLine]> = Cow::Borrowed(org);
+        let mut rendered = true;
 
-        if upfront_ignore(f) {
-            let b = buf.as_deref().unwrap_or("");
-            if ignore_line(f, b, None, check_all, &mut line_buffer, res) {
-                self.finish(line_buffer);
-                return;
-            }
+        if upfront_ignore(f) && ignore_line(f, buf, None, org, check_all, &mut line_buffer, res) {
+            return finish(line_buffer);
         }
 
         let mut pre_groups: BTreeMap<String, GroupValue> = BTreeMap::new();
         if let Some(p) = &f.prefregex {
-            let b = buf.as_deref().unwrap_or("");
-            let Some(hit) = search(p, b, &org) else {
-                self.finish(line_buffer);
-                return;
+            let Some(_hit) = search(p, buf, org, pref_cache, spans) else {
+                return finish(line_buffer);
             };
             res.prefregex_matched = true;
-            pre_groups = groups(p, b, &hit.spans);
+            pre_groups = groups(p, buf, spans);
             if let Some(GroupValue::Str(c)) = pre_groups.remove("content") {
                 if !c.is_empty() {
-                    line_buffer = vec![TupleLine {
+                    line_buffer = Cow::Owned(vec![TupleLine {
                         text: c,
                         ds: 0,
                         de: 0,
-                    }];
-                    buf = None;
+                    }]);
+                    rendered = false;
                 }
             }
         }
 
-        for (idx, rx) in f.failregex.iter().enumerate() {
-            let b = buf.get_or_insert_with(|| render(&line_buffer));
-            let Some(hit) = search(rx, b, &org) else {
+        for ((idx, rx), cache) in f.failregex.iter().enumerate().zip(fail_caches.iter_mut()) {
+            if !rendered {
+                render_into(&line_buffer, buf);
+                rendered = true;
+            }
+            let Some(hit) = search(rx, buf, org, cache, spans) else {
                 continue;
             };
             let mut fail = FailData {
-                groups: groups(rx, b, &hit.spans),
+                groups: groups(rx, buf, spans),
                 ..FailData::default()
             };
             if !f.ignoreregex.is_empty()
-                && ignore_line(f, b, Some(&hit), check_all, &mut line_buffer, res)
+                && ignore_line(f, buf, Some(&hit), org, check_all, &mut line_buffer, res)
             {
-                buf = None;
+                rendered = false;
                 if !check_all {
                     break;
                 }
                 continue;
             }
             if !check_all || multi {
-                line_buffer = hit.unmatched.clone();
-                buf = None;
+                line_buffer = Cow::Owned(hit.unmatched());
+                rendered = false;
             }
             if !pre_groups.is_empty() {
                 let mut merged = pre_groups.clone();
@@ -483,19 +586,29 @@ impl<'f> FilterRunner<'f> {
                 fail.groups = merged;
             }
             let mlfid = fail.str("mlfid").map(str::to_string);
-            let mut alias: Option<String> = None;
+            // the mlfid whose cache entry is (in Python) the very dict `fail`: every path below
+            // writes `fail` back to it once it is final
+            let mut alias: Option<&str> = None;
             if let Some(m) = &mlfid {
-                let (merged, a) = self.merge_failure(m, fail, hit.matched_texts(), opts.now);
+                let (merged, aliased) =
+                    self.merge_failure(m, fail, hit.matched_texts(org), opts.now);
                 fail = merged;
-                alias = a;
+                alias = aliased.then_some(m.as_str());
                 if fail.truthy("nofail") && !check_all {
-                    self.finish(line_buffer);
-                    return;
+                    if let Some(a) = alias {
+                        self.cache.update(a, &fail);
+                    }
+                    return finish(line_buffer);
                 }
             } else {
-                let mut m = fail.matches.take().unwrap_or_default();
-                m.extend(hit.matched_texts());
-                fail.matches = Some(m);
+                let matched = hit.matched_texts(org);
+                fail.matches = Some(match fail.matches.take() {
+                    Some(mut m) if !m.is_empty() => {
+                        m.extend(matched);
+                        m
+                    }
+                    _ => matched,
+                });
             }
 
             let fid = fail.str("fid").map(str::to_string);
@@ -520,7 +633,7 @@ impl<'f> FilterRunner<'f> {
                 kind = if raw { HostKind::Id } else { HostKind::Dns };
             } else if fid.is_none() && mlfid.is_none() {
                 // fail2ban: "No group found" error, logged; the regex yields nothing
-                if let Some(a) = &alias {
+                if let Some(a) = alias {
                     self.cache.update(a, &fail);
                 }
                 continue;
@@ -529,12 +642,11 @@ impl<'f> FilterRunner<'f> {
             let Some(ip) = ticket else {
                 // pending: a failure without host/id yet, waiting for the mlfid's host
                 fail.mlfpending = true;
-                if let Some(a) = &alias {
+                if let Some(a) = alias {
                     self.cache.update(a, &fail);
                 }
                 if !check_all {
-                    self.finish(line_buffer);
-                    return;
+                    return finish(line_buffer);
                 }
                 res.failregex_hits.push(idx);
                 res.pending += 1;
@@ -552,7 +664,7 @@ impl<'f> FilterRunner<'f> {
             } else {
                 ip
             };
-            if let Some(a) = &alias {
+            if let Some(a) = alias {
                 self.cache.update(a, &fail);
             }
             res.failregex_hits.push(idx);
@@ -573,24 +685,20 @@ impl<'f> FilterRunner<'f> {
                 break;
             }
         }
-        self.finish(line_buffer);
+        finish(line_buffer)
     }
 
-    fn finish(&mut self, line_buffer: Vec<TupleLine>) {
-        if self.filter.maxlines > 1 {
-            self.lines = line_buffer;
-        }
-    }
-
-    /// fail2ban `_mergeFailure`. Returns the merged data and, when the result is (in Python) the
-    /// very dict held by the cache, the cache key to write later changes back to.
+    /// fail2ban `_mergeFailure`. Returns the merged data and whether it is (in Python) the very
+    /// dict held by the cache under `mlfid`: then the caller must write its final state back
+    /// with [`MlfidCache::update`] (until then the entry's data is a placeholder: it is taken
+    /// out of the cache rather than cloned, and nothing reads it in between).
     fn merge_failure(
         &mut self,
         mlfid: &str,
         mut fail: FailData,
         matched: Vec<String>,
         now: f64,
-    ) -> (FailData, Option<String>) {
+    ) -> (FailData, bool) {
         const NOFAIL: u8 = 1;
         const FORGET: u8 = 2;
         const PREV: u8 = 4;
@@ -617,9 +725,9 @@ impl<'f> FilterRunner<'f> {
             .filter(|u| !u.is_empty())
             .map(str::to_string);
         let users: Option<usize>;
-        let alias: Option<String>;
+        let alias: bool;
         if let Some(p) = self.cache.position(mlfid, now) {
-            let mut mg = self.cache.entries[p].data.clone();
+            let mut mg = std::mem::take(&mut self.cache.entries[p].data);
             users = update_users(&mut mg, user);
             if mg.groups.remove("nofail").is_some_and(|v| v.truthy()) {
                 nf |= PREV;
@@ -641,17 +749,18 @@ impl<'f> FilterRunner<'f> {
             fail = mg;
             if nf & FORGET != 0 {
                 self.cache.unset(mlfid);
-                alias = None;
+                alias = false;
             } else {
-                alias = Some(mlfid.to_string());
+                alias = true;
             }
         } else if nf & FORGET == 0 {
             users = update_users(&mut fail, user);
-            self.cache.set(mlfid, fail.clone(), now);
-            alias = Some(mlfid.to_string());
+            // placeholder data: the caller writes the final state back (see above)
+            self.cache.set(mlfid, FailData::default(), now);
+            alias = true;
         } else {
             users = None;
-            alias = None;
+            alias = false;
         }
         if std::mem::take(&mut fail.mlfpending) || users.is_some_and(|n| n > 1) {
             fail.groups.remove("nofail");
@@ -670,10 +779,15 @@ impl<'f> FilterRunner<'f> {
             m.extend(matched);
             fail.nofail_matches = Some(m);
         }
-        if let Some(a) = &alias {
-            self.cache.update(a, &fail);
-        }
         (fail, alias)
+    }
+}
+
+/// The line buffer after `findFailure`: `None` when it is still the original one.
+fn finish(line_buffer: Cow<'_, [TupleLine]>) -> Option<Vec<TupleLine>> {
+    match line_buffer {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(v) => Some(v),
     }
 }
 
@@ -716,15 +830,16 @@ fn ignore_line(
     f: &Filter,
     buf: &str,
     fail_hit: Option<&Hit>,
+    org: &[TupleLine],
     check_all: bool,
-    line_buffer: &mut Vec<TupleLine>,
+    line_buffer: &mut Cow<'_, [TupleLine]>,
     res: &mut LineResult,
 ) -> bool {
     let multi = f.maxlines > 1;
     let own;
     let b = match fail_hit {
         Some(h) if multi => {
-            own = render(&h.matched);
+            own = render(h.matched(org));
             own.as_str()
         }
         _ => buf,
@@ -737,7 +852,7 @@ fn ignore_line(
             res.ignored = true;
             if !check_all || multi {
                 if let Some(h) = fail_hit {
-                    *line_buffer = h.unmatched.clone();
+                    *line_buffer = Cow::Owned(h.unmatched());
                 }
             }
             if !check_all {
@@ -750,20 +865,21 @@ fn ignore_line(
 
 /// Named groups of a match (`groupdict`), with fail2ban's `alt_*`/`tuple_*` merging.
 fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<String, GroupValue> {
-    let mut g: BTreeMap<String, GroupValue> = rx
-        .named
-        .iter()
-        .map(|(i, n)| {
-            let v = spans
-                .get(*i)
-                .and_then(|(a, b)| buf.get(a..b))
-                .map_or(GroupValue::None, |s| GroupValue::Str(s.to_string()));
-            (n.clone(), v)
-        })
-        .collect();
+    // inserted one by one: `collect` would first gather and sort a temporary vector
+    let mut g: BTreeMap<String, GroupValue> = BTreeMap::new();
+    for (i, n) in &rx.named {
+        let v = spans
+            .get(*i)
+            .and_then(|(a, b)| buf.get(a..b))
+            .map_or(GroupValue::None, |s| GroupValue::Str(s.to_string()));
+        g.insert(n.clone(), v);
+    }
     for (k, n) in &rx.alt {
-        let v = g.get(k).cloned().unwrap_or(GroupValue::None);
-        if v.truthy() && !g.get(n).is_some_and(GroupValue::truthy) {
+        let Some(v) = g.get(k).filter(|v| v.truthy()) else {
+            continue;
+        };
+        if !g.get(n).is_some_and(GroupValue::truthy) {
+            let v = v.clone();
             g.insert(n.clone(), v);
         }
     }
@@ -782,17 +898,21 @@ fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<String, Grou
     g
 }
 
-/// fail2ban `Regex.search`: match, then split `org` into the lines the match consumed and the
-/// rest (lines captured by `<SKIPLINES>` go back to the rest).
-fn search(rx: &CompiledRegex, buf: &str, org: &[TupleLine]) -> Option<Hit> {
-    let spans = rx.re.captures(buf)?;
+/// fail2ban `Regex.search`: match (group spans into `spans`), then split `org` into the lines
+/// the match consumed and the rest (lines captured by `<SKIPLINES>` go back to the rest).
+fn search(
+    rx: &CompiledRegex,
+    buf: &str,
+    org: &[TupleLine],
+    cache: &mut CaptureCache,
+    spans: &mut Spans,
+) -> Option<Hit> {
+    if !rx.re.captures_with(buf, cache, spans) {
+        return None;
+    }
     let (ms, me) = spans.get(0).unwrap_or((0, 0));
     if org.len() <= 1 {
-        return Some(Hit {
-            spans,
-            matched: org.to_vec(),
-            unmatched: Vec::new(),
-        });
+        return Some(Hit::All);
     }
     let bytes = buf.as_bytes();
     let line_start =
@@ -821,16 +941,12 @@ fn search(rx: &CompiledRegex, buf: &str, org: &[TupleLine]) -> Option<Hit> {
     for sl in skipped.lines() {
         if let Some(m) = matched
             .get(n..)
-            .and_then(|rest| rest.iter().position(|l| l.stripped() == sl))
+            .and_then(|rest| rest.iter().position(|l| l.stripped_eq(sl)))
         {
             unmatched.push(matched.remove(n + m));
             n += m;
         }
     }
     unmatched.extend_from_slice(&org[c2..]);
-    Some(Hit {
-        spans,
-        matched,
-        unmatched,
-    })
+    Some(Hit::Split { matched, unmatched })
 }

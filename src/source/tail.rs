@@ -1,0 +1,719 @@
+//! Tailing one log path. Owns a [`Tailer`]: the open file behind a configured path, its read
+//! position, the partial last line, and files the path no longer names but that may still be
+//! written (rotated away). Receives "look now" calls ([`Tailer::poll`], with the time passed
+//! in); emits complete lines through a callback, [`Notice`]s (missing file, rotation,
+//! truncation, capped lines, I/O errors) and the current [`FileCheckpoint`].
+//!
+//! No threads and no waiting here: whoever owns a tailer decides when to poll (`watch.rs`
+//! says when something changed), so every step can be tested one call at a time.
+//!
+//! What a poll does, in order (the order is what keeps lines neither lost nor repeated):
+//! 1. read files that were rotated away (older content first), dropping one once it has
+//!    been idle for [`TailOptions::rotate_grace`];
+//! 2. check the open file for truncation (size below our position, or a first line that is
+//!    no longer the fingerprinted one: copytruncate) and restart it at 0;
+//! 3. read it to its end (complete lines only; a partial last line waits);
+//! 4. `stat` the path: another inode there means rename+create (or delete+create). Read the
+//!    old descriptor to its end once more (a writer that rotates itself wrote its last lines
+//!    before creating the new file), keep it as rotated-away, and read the new file from 0.
+
+use std::fs::File;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::fingerprint::{Fingerprint, Verdict};
+
+/// Where reading starts when the path exists at startup and no checkpoint applies
+/// (fail2ban's `logpath = PATH [head|tail]`, compat §1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// From the beginning (fail2ban's default).
+    #[default]
+    Head,
+    /// From the end: only lines written from now on.
+    Tail,
+}
+
+/// Knobs of a [`Tailer`].
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Longest line passed on, in bytes; the rest of a longer line is discarded (counted in
+    /// [`TailStats`]) so memory stays bounded whatever a file holds.
+    pub max_line: usize,
+    /// Bytes read per file per poll before giving the other files a turn.
+    pub read_budget: usize,
+    /// How long a rotated-away file is still read after it last grew (a daemon writes to its
+    /// old descriptor until it reopens its log).
+    pub rotate_grace: Duration,
+}
+
+impl Default for TailOptions {
+    fn default() -> Self {
+        TailOptions {
+            max_line: 64 * 1024,
+            read_budget: 4 * 1024 * 1024,
+            rotate_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A read position that lets a restart continue where this run stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheckpoint {
+    /// The path as configured (after glob expansion).
+    pub path: String,
+    /// [`Fingerprint`] of the file, in its text form.
+    pub fingerprint: String,
+    /// Offset of the first byte not yet passed on (always the start of a line).
+    pub offset: u64,
+}
+
+/// One complete line.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// The line without its terminator (`\n`, and any `\r` before it, as fail2ban's
+    /// `rstrip('\r\n')`). Raw bytes: invalid UTF-8 is the caller's to decode.
+    pub bytes: &'a [u8],
+    /// Offset just after the line's `\n` in the file it was read from.
+    pub offset_after: u64,
+    /// The line was longer than [`TailOptions::max_line`] and was cut.
+    pub capped: bool,
+}
+
+/// Something worth telling an operator (or a test) about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The path does not exist (said once until it appears).
+    Missing,
+    /// The path could not be opened for another reason (said once until it opens).
+    Unreadable(String),
+    /// The path exists now and is read from its beginning.
+    Appeared,
+    /// Startup resumed at a checkpoint.
+    Resumed {
+        /// Where reading resumed.
+        offset: u64,
+    },
+    /// The path names another file now (rename+create or delete+create).
+    Rotated,
+    /// The file was truncated or rewritten in place (copytruncate); read again from 0.
+    Truncated,
+    /// The path was removed; the open file is still read.
+    Removed,
+    /// A line longer than `max_line` was cut.
+    Capped {
+        /// Bytes discarded from that line.
+        discarded: u64,
+    },
+    /// Reading failed (the next poll tries again).
+    Error(String),
+}
+
+/// Counters over the tailer's life.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// Lines passed on.
+    pub lines: u64,
+    /// Lines cut at `max_line`.
+    pub capped_lines: u64,
+    /// Bytes discarded from cut lines.
+    pub discarded_bytes: u64,
+    /// Rename/delete+create rotations seen.
+    pub rotations: u64,
+    /// Truncations seen.
+    pub truncations: u64,
+}
+
+/// Result of one [`Tailer::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// The read budget ran out: there is more to read right away.
+    pub more: bool,
+    /// The callback said stop; the undelivered line will be read again next time.
+    pub stopped: bool,
+}
+
+/// One open file and where we are in it.
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    fp: Fingerprint,
+    /// First byte not yet passed on (start of a line).
+    offset: u64,
+    /// Next byte to read; `offset + buf.len()` unless bytes of an overlong line were skipped.
+    read_pos: u64,
+    /// Bytes of the current, incomplete line (at most `max_line`).
+    buf: Vec<u8>,
+    /// Bytes of the current line discarded past `max_line`.
+    line_discarded: u64,
+    /// Drop everything up to the next `\n` (we started in the middle of a line).
+    skip_partial: bool,
+    /// Size at the last look, to verify the fingerprint only when something changed.
+    last_size: u64,
+    /// When a rotated-away file was last seen growing.
+    last_growth: Instant,
+    /// The path was seen missing (said once).
+    path_gone: bool,
+}
+
+impl OpenFile {
+    fn new(file: File, fp: Fingerprint, offset: u64, now: Instant) -> OpenFile {
+        OpenFile {
+            file,
+            fp,
+            offset,
+            read_pos: offset,
+            buf: Vec::new(),
+            line_discarded: 0,
+            skip_partial: false,
+            last_size: 0,
+            last_growth: now,
+            path_gone: false,
+        }
+    }
+
+    fn restart_at(&mut self, offset: u64) {
+        self.offset = offset;
+        self.read_pos = offset;
+        self.buf.clear();
+        self.line_discarded = 0;
+        self.skip_partial = false;
+    }
+}
+
+/// How reading a file ended.
+enum ReadEnd {
+    Eof,
+    Budget,
+    Stopped,
+}
+
+/// The reader of one configured path. See the module documentation for what a poll does.
+#[derive(Debug)]
+pub struct Tailer {
+    path: PathBuf,
+    key: String,
+    opts: TailOptions,
+    current: Option<OpenFile>,
+    retired: Vec<OpenFile>,
+    chunk: Vec<u8>,
+    said_missing: bool,
+    notices: Vec<Notice>,
+    stats: TailStats,
+    /// Files let go of, with the position reached (see [`Tailer::take_released`]).
+    released: Vec<(Fingerprint, u64)>,
+}
+
+impl Tailer {
+    /// A tailer for `path`, opened now if the file exists: at the checkpoint when it
+    /// belongs to this file (same inode and first line, offset within the file), else at
+    /// `start`. A path that does not exist yet is read from its beginning once it appears.
+    pub fn new(
+        path: impl Into<PathBuf>,
+        start: StartAt,
+        checkpoint: Option<&FileCheckpoint>,
+        opts: TailOptions,
+        now: Instant,
+    ) -> Tailer {
+        let path = path.into();
+        let mut t = Tailer {
+            key: path.to_string_lossy().into_owned(),
+            path,
+            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
+            opts,
+            current: None,
+            retired: Vec::new(),
+            said_missing: false,
+            notices: Vec::new(),
+            stats: TailStats::default(),
+            released: Vec::new(),
+        };
+        match File::open(&t.path) {
+            Ok(file) => match t.start_offset(&file, start, checkpoint) {
+                Ok((fp, offset, skip_partial)) => {
+                    let mut of = OpenFile::new(file, fp, offset, now);
+                    of.skip_partial = skip_partial;
+                    t.current = Some(of);
+                }
+                Err(e) => t.notices.push(Notice::Error(e.to_string())),
+            },
+            Err(e) => t.note_open_error(&e),
+        }
+        t
+    }
+
+    /// A tailer that takes over a file another tailer was reading (a glob matched the
+    /// rotated-away name of a file we already read): it continues at the same position.
+    fn adopt(path: PathBuf, of: OpenFile, opts: TailOptions) -> Tailer {
+        Tailer {
+            key: path.to_string_lossy().into_owned(),
+            path,
+            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
+            opts,
+            current: Some(of),
+            retired: Vec::new(),
+            said_missing: false,
+            notices: Vec::new(),
+            stats: TailStats::default(),
+            released: Vec::new(),
+        }
+    }
+
+    /// The configured path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The position to store: the open file's fingerprint and the first byte not yet passed
+    /// on. `None` while the path has never been opened.
+    pub fn checkpoint(&self) -> Option<FileCheckpoint> {
+        self.current.as_ref().map(|of| FileCheckpoint {
+            path: self.key.clone(),
+            fingerprint: of.fp.to_string(),
+            offset: of.offset,
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &TailStats {
+        &self.stats
+    }
+
+    /// Notices gathered since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Rotated-away files this tailer stopped reading since the last call, with the position
+    /// reached: if a glob later matches one under its new name, reading continues there
+    /// instead of starting over.
+    pub fn take_released(&mut self) -> Vec<(Fingerprint, u64)> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// `(dev, ino)` of the open file and of rotated-away files still read.
+    pub fn inodes(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.current
+            .iter()
+            .chain(self.retired.iter())
+            .map(|of| (of.fp.dev, of.fp.ino))
+    }
+
+    /// `(dev, ino)` of the open file.
+    pub fn current_inode(&self) -> Option<(u64, u64)> {
+        self.current.as_ref().map(|of| (of.fp.dev, of.fp.ino))
+    }
+
+    /// Hands over a rotated-away file with this identity (see `adopt`).
+    fn take_retired(&mut self, dev: u64, ino: u64) -> Option<OpenFile> {
+        let i = self
+            .retired
+            .iter()
+            .position(|of| of.fp.dev == dev && of.fp.ino == ino)?;
+        Some(self.retired.remove(i))
+    }
+
+    /// Reads what is new and passes each complete line to `emit`. `emit` returning
+    /// `Break` means "not taken": that line is read again by the next poll.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    ) -> PollOutcome {
+        let mut budget = self.opts.read_budget;
+        let mut out = PollOutcome {
+            more: false,
+            stopped: false,
+        };
+
+        // 1. Rotated-away files: older content first.
+        let mut i = 0;
+        while i < self.retired.len() {
+            let size_before = self.retired[i].read_pos;
+            let end = {
+                let of = &mut self.retired[i];
+                read_lines(
+                    of,
+                    &mut self.chunk,
+                    self.opts.max_line,
+                    &mut budget,
+                    emit,
+                    &mut self.stats,
+                    &mut self.notices,
+                )
+            };
+            match end {
+                Ok(ReadEnd::Stopped) => {
+                    out.stopped = true;
+                    return out;
+                }
+                Ok(ReadEnd::Budget) => {
+                    out.more = true;
+                    return out;
+                }
+                Ok(ReadEnd::Eof) => {}
+                Err(e) => self.notices.push(Notice::Error(e.to_string())),
+            }
+            let of = &mut self.retired[i];
+            if of.read_pos != size_before {
+                of.last_growth = now;
+            }
+            if now.saturating_duration_since(of.last_growth) >= self.opts.rotate_grace {
+                let mut of = self.retired.remove(i);
+                if finish(&mut of, emit, &mut self.stats).is_break() {
+                    // Not taken: keep it and try again next time.
+                    self.retired.insert(i, of);
+                    out.stopped = true;
+                    return out;
+                }
+                self.released.push((of.fp, of.offset));
+                continue;
+            }
+            i += 1;
+        }
+
+        // The path, opened now if it had not been.
+        if self.current.is_none() {
+            match File::open(&self.path).and_then(|f| Ok((Fingerprint::of_file(&f)?, f))) {
+                Ok((fp, file)) => {
+                    self.said_missing = false;
+                    self.notices.push(Notice::Appeared);
+                    self.current = Some(OpenFile::new(file, fp, 0, now));
+                }
+                Err(e) => {
+                    self.note_open_error(&e);
+                    return out;
+                }
+            }
+        }
+
+        loop {
+            let Some(of) = self.current.as_mut() else {
+                return out;
+            };
+            // 2. Truncated or rewritten in place?
+            match of.file.metadata() {
+                Ok(meta) => {
+                    let size = meta.len();
+                    if size < of.read_pos {
+                        self.stats.truncations += 1;
+                        self.notices.push(Notice::Truncated);
+                        of.restart_at(0);
+                        if let Ok(fp) = Fingerprint::of_file(&of.file) {
+                            of.fp = fp;
+                        }
+                    } else if size != of.last_size {
+                        match of.fp.verify(&of.file) {
+                            Ok(Verdict::Same(fp)) => of.fp = fp,
+                            Ok(Verdict::Changed(fp)) => {
+                                self.stats.truncations += 1;
+                                self.notices.push(Notice::Truncated);
+                                of.restart_at(0);
+                                of.fp = fp;
+                            }
+                            Err(e) => self.notices.push(Notice::Error(e.to_string())),
+                        }
+                    }
+                    of.last_size = size;
+                }
+                Err(e) => self.notices.push(Notice::Error(e.to_string())),
+            }
+
+            // 3. Read to the end.
+            match self.read_current(&mut budget, emit) {
+                ReadEnd::Stopped => {
+                    out.stopped = true;
+                    return out;
+                }
+                ReadEnd::Budget => {
+                    out.more = true;
+                    return out;
+                }
+                ReadEnd::Eof => {}
+            }
+
+            // 4. Does the path still name this file?
+            let Some(of) = self.current.as_mut() else {
+                return out;
+            };
+            match std::fs::metadata(&self.path) {
+                Ok(m) if (m.dev(), m.ino()) == (of.fp.dev, of.fp.ino) => {
+                    of.path_gone = false;
+                    return out;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !of.path_gone {
+                        of.path_gone = true;
+                        self.notices.push(Notice::Removed);
+                    }
+                    return out;
+                }
+                Err(e) => {
+                    self.notices.push(Notice::Error(e.to_string()));
+                    return out;
+                }
+            }
+            // Replaced. The new file must be open before the old one is given up, and the
+            // old one read to its end once more: a writer that rotates itself wrote its last
+            // lines before creating the new file, and those lines come first.
+            let new = match File::open(&self.path).and_then(|f| Ok((Fingerprint::of_file(&f)?, f)))
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        self.notices.push(Notice::Error(e.to_string()));
+                    }
+                    return out;
+                }
+            };
+            match self.read_current(&mut budget, emit) {
+                ReadEnd::Stopped => {
+                    out.stopped = true;
+                    return out;
+                }
+                ReadEnd::Budget => {
+                    out.more = true;
+                    return out;
+                }
+                ReadEnd::Eof => {}
+            }
+            let (fp, file) = new;
+            let old = self.current.replace(OpenFile::new(file, fp, 0, now));
+            self.stats.rotations += 1;
+            self.notices.push(Notice::Rotated);
+            if let Some(mut old) = old {
+                old.last_growth = now;
+                if self.opts.rotate_grace.is_zero() {
+                    if finish(&mut old, emit, &mut self.stats).is_break() {
+                        // The rotated file's partial last line was not taken: keep it so the
+                        // next poll offers it again.
+                        self.retired.push(old);
+                        out.stopped = true;
+                        return out;
+                    }
+                    self.released.push((old.fp, old.offset));
+                } else {
+                    self.retired.push(old);
+                }
+            }
+            // Loop: read the new file.
+        }
+    }
+
+    fn read_current(
+        &mut self,
+        budget: &mut usize,
+        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    ) -> ReadEnd {
+        let Some(of) = self.current.as_mut() else {
+            return ReadEnd::Eof;
+        };
+        match read_lines(
+            of,
+            &mut self.chunk,
+            self.opts.max_line,
+            budget,
+            emit,
+            &mut self.stats,
+            &mut self.notices,
+        ) {
+            Ok(end) => end,
+            Err(e) => {
+                self.notices.push(Notice::Error(e.to_string()));
+                ReadEnd::Eof
+            }
+        }
+    }
+
+    fn note_open_error(&mut self, e: &io::Error) {
+        if self.said_missing {
+            return;
+        }
+        self.said_missing = true;
+        self.notices.push(if e.kind() == io::ErrorKind::NotFound {
+            Notice::Missing
+        } else {
+            Notice::Unreadable(e.to_string())
+        });
+    }
+
+    /// Fingerprint and start offset of a file opened at startup; the flag says the offset
+    /// may be in the middle of a line (a `tail` start with no `\n` in sight).
+    fn start_offset(
+        &mut self,
+        file: &File,
+        start: StartAt,
+        checkpoint: Option<&FileCheckpoint>,
+    ) -> io::Result<(Fingerprint, u64, bool)> {
+        let fp = Fingerprint::of_file(file)?;
+        let size = file.metadata()?.len();
+        if let Some(cp) = checkpoint {
+            if let Some(stored) = Fingerprint::parse(&cp.fingerprint) {
+                if cp.offset <= size && stored.matches_file(file)? {
+                    self.notices.push(Notice::Resumed { offset: cp.offset });
+                    return Ok((fp, cp.offset, false));
+                }
+            }
+        }
+        match start {
+            StartAt::Head => Ok((fp, 0, false)),
+            StartAt::Tail => {
+                let (offset, mid_line) = tail_offset(file, size)?;
+                Ok((fp, offset, mid_line))
+            }
+        }
+    }
+}
+
+/// Where `tail` starts: after the last `\n` within the last 64 KiB, so a line being written
+/// right now is read whole when it completes. No `\n` there: 0 for a small file (it is one
+/// line being written), else the end, skipping to the next `\n`.
+fn tail_offset(file: &File, size: u64) -> io::Result<(u64, bool)> {
+    const LOOK_BACK: u64 = 64 * 1024;
+    let from = size.saturating_sub(LOOK_BACK);
+    let mut buf = vec![0u8; usize::try_from(size - from).unwrap_or(0)];
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], from + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match memchr::memrchr(b'\n', &buf[..n]) {
+        Some(i) => (from + i as u64 + 1, false),
+        None if from == 0 => (0, false),
+        None => (size, true),
+    })
+}
+
+/// Strips the line terminator as fail2ban does (`rstrip('\r\n')`; the `\n` is already off).
+fn trim_cr(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    line
+}
+
+/// Reads from `of.read_pos` to the end of the file (or until the budget is spent), passing
+/// complete lines on and keeping the partial last one in `of.buf`.
+fn read_lines(
+    of: &mut OpenFile,
+    chunk: &mut [u8],
+    max_line: usize,
+    budget: &mut usize,
+    emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    stats: &mut TailStats,
+    notices: &mut Vec<Notice>,
+) -> io::Result<ReadEnd> {
+    loop {
+        if *budget == 0 {
+            return Ok(ReadEnd::Budget);
+        }
+        let want = chunk.len().min(*budget);
+        let n = match of.file.read_at(&mut chunk[..want], of.read_pos) {
+            Ok(0) => return Ok(ReadEnd::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        *budget = budget.saturating_sub(n);
+        let data = &chunk[..n];
+        let base = of.read_pos;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', data) {
+            let piece = &data[start..nl];
+            let offset_after = base + nl as u64 + 1;
+            start = nl + 1;
+            if of.skip_partial {
+                of.skip_partial = false;
+                of.offset = offset_after;
+                continue;
+            }
+            let flow = if of.buf.is_empty() && of.line_discarded == 0 {
+                // The whole line is in this chunk: no copy.
+                let keep = piece.len().min(max_line);
+                of.line_discarded = (piece.len() - keep) as u64;
+                emit(Line {
+                    bytes: trim_cr(&piece[..keep]),
+                    offset_after,
+                    capped: of.line_discarded > 0,
+                })
+            } else {
+                let keep = piece.len().min(max_line.saturating_sub(of.buf.len()));
+                of.buf.extend_from_slice(&piece[..keep]);
+                of.line_discarded += (piece.len() - keep) as u64;
+                emit(Line {
+                    bytes: trim_cr(&of.buf),
+                    offset_after,
+                    capped: of.line_discarded > 0,
+                })
+            };
+            if flow.is_break() {
+                // Not taken: everything from `offset` is read again next time.
+                of.restart_at(of.offset);
+                return Ok(ReadEnd::Stopped);
+            }
+            stats.lines += 1;
+            if of.line_discarded > 0 {
+                stats.capped_lines += 1;
+                stats.discarded_bytes += of.line_discarded;
+                notices.push(Notice::Capped {
+                    discarded: of.line_discarded,
+                });
+            }
+            of.offset = offset_after;
+            of.buf.clear();
+            of.line_discarded = 0;
+        }
+        let rest = &data[start..];
+        if !of.skip_partial {
+            let keep = rest.len().min(max_line.saturating_sub(of.buf.len()));
+            of.buf.extend_from_slice(&rest[..keep]);
+            of.line_discarded += (rest.len() - keep) as u64;
+        }
+        of.read_pos = base + n as u64;
+    }
+}
+
+/// Passes on the partial last line of a file we stop reading (its writer is gone).
+fn finish(
+    of: &mut OpenFile,
+    emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    stats: &mut TailStats,
+) -> ControlFlow<()> {
+    if of.buf.is_empty() || of.skip_partial {
+        return ControlFlow::Continue(());
+    }
+    emit(Line {
+        bytes: trim_cr(&of.buf),
+        offset_after: of.read_pos,
+        capped: of.line_discarded > 0,
+    })?;
+    stats.lines += 1;
+    of.offset = of.read_pos;
+    of.buf.clear();
+    ControlFlow::Continue(())
+}
+
+/// Moves a rotated-away file from one tailer to a new tailer for `path` (see `adopt`).
+pub(crate) fn adopt_from<'a>(
+    mut tailers: impl Iterator<Item = &'a mut Tailer>,
+    path: &Path,
+    dev: u64,
+    ino: u64,
+    opts: &TailOptions,
+) -> Option<Tailer> {
+    tailers.find_map(|t| {
+        t.take_retired(dev, ino)
+            .map(|of| Tailer::adopt(path.to_path_buf(), of, opts.clone()))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,362 @@
+use super::*;
+use std::io::Write;
+
+struct Fx {
+    dir: tempfile::TempDir,
+    now: Instant,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        Fx {
+            dir: tempfile::tempdir().unwrap(),
+            now: Instant::now(),
+        }
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn append(&self, name: &str, bytes: &[u8]) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.p(name))
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+    fn tailer(&self, name: &str, start: StartAt, cp: Option<&FileCheckpoint>) -> Tailer {
+        Tailer::new(self.p(name), start, cp, TailOptions::default(), self.now)
+    }
+}
+
+/// Polls once, returning the lines as strings.
+fn poll(t: &mut Tailer, now: Instant) -> Vec<String> {
+    let mut out = Vec::new();
+    t.poll(now, &mut |l| {
+        out.push(String::from_utf8_lossy(l.bytes).into_owned());
+        ControlFlow::Continue(())
+    });
+    out
+}
+
+#[test]
+fn complete_lines_only() {
+    let fx = Fx::new();
+    fx.append("log", b"a\nb\npart");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now), ["a", "b"]);
+    assert_eq!(t.checkpoint().unwrap().offset, 4);
+    assert!(poll(&mut t, fx.now).is_empty());
+    fx.append("log", b"ial\r\n\nc\n");
+    assert_eq!(poll(&mut t, fx.now), ["partial", "", "c"]);
+    assert_eq!(t.checkpoint().unwrap().offset, 16);
+    assert_eq!(t.stats().lines, 5);
+}
+
+#[test]
+fn offsets_and_raw_bytes() {
+    let fx = Fx::new();
+    fx.append("log", b"ok\n\xff\xfebad\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    let mut got = Vec::new();
+    t.poll(fx.now, &mut |l| {
+        got.push((l.bytes.to_vec(), l.offset_after));
+        ControlFlow::Continue(())
+    });
+    assert_eq!(got, [(b"ok".to_vec(), 3), (b"\xff\xfebad".to_vec(), 9)]);
+}
+
+#[test]
+fn head_and_tail() {
+    let fx = Fx::new();
+    fx.append("log", b"old1\nold2\nhalf");
+    let mut head = fx.tailer("log", StartAt::Head, None);
+    let mut tail = fx.tailer("log", StartAt::Tail, None);
+    assert_eq!(poll(&mut head, fx.now), ["old1", "old2"]);
+    // tail starts after the last complete line: the line being written is read whole.
+    assert!(poll(&mut tail, fx.now).is_empty());
+    fx.append("log", b"-done\nnew\n");
+    assert_eq!(poll(&mut head, fx.now), ["half-done", "new"]);
+    assert_eq!(poll(&mut tail, fx.now), ["half-done", "new"]);
+}
+
+#[test]
+fn tail_of_empty_and_of_one_partial_line() {
+    let fx = Fx::new();
+    fx.append("empty", b"");
+    fx.append("partial", b"no newline yet");
+    let mut e = fx.tailer("empty", StartAt::Tail, None);
+    let mut p = fx.tailer("partial", StartAt::Tail, None);
+    fx.append("empty", b"x\n");
+    fx.append("partial", b"!\n");
+    assert_eq!(poll(&mut e, fx.now), ["x"]);
+    assert_eq!(poll(&mut p, fx.now), ["no newline yet!"]);
+}
+
+#[test]
+fn checkpoint_resumes_only_the_same_file() {
+    let fx = Fx::new();
+    fx.append("log", b"first\nsecond\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now), ["first", "second"]);
+    let cp = t.checkpoint().unwrap();
+    drop(t);
+    fx.append("log", b"third\n");
+    // Same file: resume, for head and tail alike.
+    for start in [StartAt::Head, StartAt::Tail] {
+        let mut t = fx.tailer("log", start, Some(&cp));
+        assert_eq!(t.take_notices(), [Notice::Resumed { offset: 13 }]);
+        assert_eq!(poll(&mut t, fx.now), ["third"]);
+    }
+    // Replaced while we were away (new inode, other first line): head from 0, tail from end.
+    std::fs::rename(fx.p("log"), fx.p("log.1")).unwrap();
+    fx.append("log", b"new first\nnew second\n");
+    let mut t = fx.tailer("log", StartAt::Head, Some(&cp));
+    assert_eq!(poll(&mut t, fx.now), ["new first", "new second"]);
+    let mut t = fx.tailer("log", StartAt::Tail, Some(&cp));
+    assert!(poll(&mut t, fx.now).is_empty());
+    // A checkpoint beyond the end (file shrank) is not applied.
+    let far = FileCheckpoint {
+        offset: 10_000,
+        ..t.checkpoint().unwrap()
+    };
+    let mut t = fx.tailer("log", StartAt::Head, Some(&far));
+    assert_eq!(poll(&mut t, fx.now).len(), 2);
+}
+
+#[test]
+fn rename_and_create_loses_nothing() {
+    let fx = Fx::new();
+    fx.append("log", b"1\n2\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now), ["1", "2"]);
+    // The writer still holds the old file after the rename.
+    let mut old = std::fs::OpenOptions::new()
+        .append(true)
+        .open(fx.p("log"))
+        .unwrap();
+    old.write_all(b"3\n").unwrap();
+    std::fs::rename(fx.p("log"), fx.p("log.1")).unwrap();
+    old.write_all(b"4\n").unwrap();
+    // Path missing for a moment: the old file is still read.
+    assert_eq!(poll(&mut t, fx.now), ["3", "4"]);
+    assert_eq!(t.take_notices(), [Notice::Removed]);
+    old.write_all(b"5\npart").unwrap();
+    fx.append("log", b"n1\nn2\n");
+    assert_eq!(poll(&mut t, fx.now), ["5", "n1", "n2"]);
+    assert_eq!(t.take_notices(), [Notice::Rotated]);
+    assert_eq!(t.stats().rotations, 1);
+    // A late write to the old descriptor within the grace is still read.
+    old.write_all(b"ial\n").unwrap();
+    fx.append("log", b"n3\n");
+    assert_eq!(poll(&mut t, fx.now), ["partial", "n3"]);
+    assert_eq!(t.inodes().count(), 2);
+    // After the grace, the old file is let go; its unfinished line is passed on.
+    old.write_all(b"cut").unwrap();
+    let later = fx.now + Duration::from_secs(1);
+    assert_eq!(poll(&mut t, later), Vec::<String>::new());
+    let much_later = later + TailOptions::default().rotate_grace;
+    assert_eq!(poll(&mut t, much_later), ["cut"]);
+    assert_eq!(t.inodes().count(), 1);
+    // The checkpoint is the new file's.
+    let cp = t.checkpoint().unwrap();
+    assert_eq!(cp.offset, 9);
+    let new_ino = std::fs::metadata(fx.p("log")).unwrap().ino();
+    assert_eq!(Fingerprint::parse(&cp.fingerprint).unwrap().ino, new_ino);
+}
+
+#[test]
+fn delete_and_recreate() {
+    let fx = Fx::new();
+    fx.append("log", b"a\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now), ["a"]);
+    std::fs::remove_file(fx.p("log")).unwrap();
+    assert!(poll(&mut t, fx.now).is_empty());
+    fx.append("log", b"b\n");
+    assert_eq!(poll(&mut t, fx.now), ["b"]);
+    assert_eq!(t.take_notices(), [Notice::Removed, Notice::Rotated]);
+}
+
+#[test]
+fn truncation_restarts_at_zero() {
+    let fx = Fx::new();
+    fx.append("log", b"line one\nline two\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now).len(), 2);
+    // copytruncate, then a short write: size below our offset.
+    std::fs::copy(fx.p("log"), fx.p("log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.p("log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    fx.append("log", b"x\n");
+    assert_eq!(poll(&mut t, fx.now), ["x"]);
+    assert_eq!(t.take_notices(), [Notice::Truncated]);
+    // Truncated and rewritten past our offset before we looked: the first line tells.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.p("log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    fx.append("log", b"a much longer first line\nand more\n");
+    assert_eq!(
+        poll(&mut t, fx.now),
+        ["a much longer first line", "and more"]
+    );
+    assert_eq!(t.stats().truncations, 2);
+}
+
+#[test]
+fn file_that_appears_later() {
+    let fx = Fx::new();
+    let mut t = fx.tailer("log", StartAt::Tail, None);
+    assert_eq!(t.take_notices(), [Notice::Missing]);
+    assert!(t.checkpoint().is_none());
+    assert!(poll(&mut t, fx.now).is_empty());
+    assert!(poll(&mut t, fx.now).is_empty());
+    assert_eq!(t.take_notices(), []); // said once
+    fx.append("log", b"hello\n");
+    // A file that appears after start is read from its beginning, even for `tail`.
+    assert_eq!(poll(&mut t, fx.now), ["hello"]);
+    assert_eq!(t.take_notices(), [Notice::Appeared]);
+}
+
+#[test]
+fn long_lines_are_capped() {
+    let fx = Fx::new();
+    let opts = TailOptions {
+        max_line: 8,
+        ..TailOptions::default()
+    };
+    fx.append("log", b"0123456789abcdef\nshort\n0123");
+    let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
+    assert_eq!(poll(&mut t, fx.now), ["01234567", "short"]);
+    // A long line arriving in pieces, longer than the chunk size too.
+    fx.append("log", &[b'x'; 10_000]);
+    assert!(poll(&mut t, fx.now).is_empty());
+    fx.append("log", b"yy\nend\n");
+    let mut got = Vec::new();
+    t.poll(fx.now, &mut |l| {
+        got.push((String::from_utf8_lossy(l.bytes).into_owned(), l.capped));
+        ControlFlow::Continue(())
+    });
+    assert_eq!(
+        got,
+        [("0123xxxx".to_string(), true), ("end".to_string(), false)]
+    );
+    assert_eq!(t.stats().capped_lines, 2);
+    assert_eq!(t.stats().discarded_bytes, 8 + 9_996 + 2);
+}
+
+#[test]
+fn a_line_not_taken_is_offered_again() {
+    let fx = Fx::new();
+    fx.append("log", b"a\nb\nc\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    let mut got = Vec::new();
+    let out = t.poll(fx.now, &mut |l| {
+        if l.bytes == b"b" {
+            return ControlFlow::Break(());
+        }
+        got.push(l.bytes.to_vec());
+        ControlFlow::Continue(())
+    });
+    assert!(out.stopped);
+    assert_eq!(got, [b"a".to_vec()]);
+    assert_eq!(t.checkpoint().unwrap().offset, 2);
+    assert_eq!(poll(&mut t, fx.now), ["b", "c"]);
+}
+
+#[test]
+fn budget_splits_big_reads() {
+    let fx = Fx::new();
+    let mut content = Vec::new();
+    for i in 0..10_000 {
+        content.extend_from_slice(format!("line {i}\n").as_bytes());
+    }
+    fx.append("log", &content);
+    let opts = TailOptions {
+        read_budget: 10_000,
+        ..TailOptions::default()
+    };
+    let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
+    let mut n = 0;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let mut k = 0;
+        let out = t.poll(fx.now, &mut |_| {
+            k += 1;
+            ControlFlow::Continue(())
+        });
+        n += k;
+        if !out.more {
+            break;
+        }
+    }
+    assert_eq!(n, 10_000);
+    assert!(rounds > 5, "{rounds}");
+}
+
+#[test]
+fn several_rotations_between_two_looks() {
+    let fx = Fx::new();
+    let mut w = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(fx.p("log"))
+        .unwrap();
+    let mut seq = 0;
+    let mut write = |w: &mut File, n: usize, gen: u32| {
+        for _ in 0..n {
+            w.write_all(format!("seq={seq} gen={gen}\n").as_bytes())
+                .unwrap();
+            seq += 1;
+        }
+    };
+    let reopen = |fx: &Fx| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(fx.p("log"))
+            .unwrap()
+    };
+    write(&mut w, 150, 0);
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    assert_eq!(poll(&mut t, fx.now).len(), 150);
+    // rename (writer-side)
+    std::fs::rename(fx.p("log"), fx.p("log.1")).unwrap();
+    w = reopen(&fx);
+    write(&mut w, 150, 1);
+    assert_eq!(poll(&mut t, fx.now).len(), 150);
+    write(&mut w, 180, 1);
+    assert_eq!(poll(&mut t, fx.now).len(), 180);
+    // copytruncate
+    w.set_len(0).unwrap();
+    write(&mut w, 120, 2);
+    // logrotate create
+    std::fs::rename(fx.p("log"), fx.p("log.3")).unwrap();
+    File::create(fx.p("log")).unwrap();
+    write(&mut w, 30, 2);
+    w = reopen(&fx);
+    write(&mut w, 20, 3);
+    // rename again
+    std::fs::rename(fx.p("log"), fx.p("log.4")).unwrap();
+    w = reopen(&fx);
+    write(&mut w, 10, 4);
+    let got = poll(&mut t, fx.now);
+    let gens: Vec<&str> = got.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(
+        gens.iter().filter(|g| **g == "gen=2").count(),
+        150,
+        "{:?}",
+        t.take_notices()
+    );
+    // The file in between (gen 3) was never seen: only a look between the rotations could.
+    assert_eq!(gens.iter().filter(|g| **g == "gen=4").count(), 10);
+}
