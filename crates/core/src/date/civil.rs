@@ -6,7 +6,9 @@
 //! raises (impossible date, unknown zone). fail2ban compares *naive* datetimes: a date
 //! with its own zone is shifted to UTC-naive, then compared with `now` as naive local
 //! time; we keep that quirk. Local conversion (mktime) caches the UTC offset of the last
-//! local day without a DST transition, so the common case is integer arithmetic only.
+//! local day without a transition (checked against the zone's transition list), so the
+//! common case is integer arithmetic only; `day_span`/`date_span` hand a whole day (on a
+//! transition day: an hour) of values to the detector's sticky cache at once.
 
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
@@ -105,13 +107,25 @@ const WEEKDAYS: [&str; 7] = [
 
 /// Month number (1-based) of an English month abbreviation, any case.
 pub(crate) fn month_abbr(s: &[u8]) -> Option<i64> {
-    if s.len() != 3 {
+    let &[a, b, c] = s else {
         return None;
-    }
-    MONTHS
-        .iter()
-        .position(|m| m.as_bytes()[..3].eq_ignore_ascii_case(s))
-        .map(|i| i as i64 + 1)
+    };
+    // `| 0x20` lower-cases ASCII letters; only letters land in `a..=z` afterwards.
+    Some(match [a | 0x20, b | 0x20, c | 0x20] {
+        [b'j', b'a', b'n'] => 1,
+        [b'f', b'e', b'b'] => 2,
+        [b'm', b'a', b'r'] => 3,
+        [b'a', b'p', b'r'] => 4,
+        [b'm', b'a', b'y'] => 5,
+        [b'j', b'u', b'n'] => 6,
+        [b'j', b'u', b'l'] => 7,
+        [b'a', b'u', b'g'] => 8,
+        [b's', b'e', b'p'] => 9,
+        [b'o', b'c', b't'] => 10,
+        [b'n', b'o', b'v'] => 11,
+        [b'd', b'e', b'c'] => 12,
+        _ => return None,
+    })
 }
 
 fn name_index(list: &[&str], s: &str, abbr: bool) -> Option<i64> {
@@ -135,6 +149,34 @@ fn name_index(list: &[&str], s: &str, abbr: bool) -> Option<i64> {
             }
         })
         .map(|i| i as i64)
+}
+
+/// Local civil seconds as a jiff civil datetime.
+fn civil_datetime(civil: i64) -> Option<jiff::civil::DateTime> {
+    let day = civil.div_euclid(86_400);
+    let sod = civil - day * 86_400;
+    let (y, m, d) = civil_from_days(day);
+    jiff::civil::DateTime::new(
+        i16::try_from(y).ok()?,
+        m as i8,
+        d as i8,
+        (sod / 3600) as i8,
+        (sod / 60 % 60) as i8,
+        (sod % 60) as i8,
+        0,
+    )
+    .ok()
+}
+
+/// See [`Clock::day_span`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DaySpan {
+    /// First second of the day (0..86_400) the span covers.
+    pub lo: u32,
+    /// Last second of the day the span covers.
+    pub hi: u32,
+    /// Unix seconds of the day's local midnight as seen from the span's offset.
+    pub base: i64,
 }
 
 /// Python `int(text)`: optional surrounding whitespace, optional sign, digits.
@@ -263,52 +305,122 @@ impl Clock {
         self.now_ymd = civil_from_days(self.now_civil.div_euclid(86_400));
     }
 
-    fn offset_of_day(&self, day: i64) -> Option<i64> {
-        let (y, m, d) = civil_from_days(day);
-        let y16 = i16::try_from(y).ok()?;
-        let at = |h: i8, mi: i8, s: i8| -> Option<i64> {
-            let dt = jiff::civil::DateTime::new(y16, m as i8, d as i8, h, mi, s, 0).ok()?;
-            match self.tz.to_ambiguous_timestamp(dt).offset() {
-                AmbiguousOffset::Unambiguous { offset } => Some(i64::from(offset.seconds())),
-                _ => None,
-            }
-        };
-        let a = at(0, 0, 0)?;
-        let b = at(23, 59, 59)?;
-        (a == b).then_some(a)
+    /// The UTC offset of local civil second `civil` if it is unambiguous (no gap, no fold).
+    fn unambiguous_offset(&self, civil: i64) -> Option<i64> {
+        let dt = civil_datetime(civil)?;
+        match self.tz.to_ambiguous_timestamp(dt).offset() {
+            AmbiguousOffset::Unambiguous { offset } => Some(i64::from(offset.seconds())),
+            _ => None,
+        }
     }
 
-    /// `time.mktime` of naive local civil seconds (glibc: a time in a gap uses the
-    /// offset before it, a time in a fold the offset after it).
-    pub(crate) fn local_to_unix(&mut self, civil: i64) -> Option<i64> {
-        let day = civil.div_euclid(86_400);
-        if let Some((d, off)) = self.day_cache {
-            if d == day {
-                return Some(civil - off);
-            }
+    /// The offset shared by every local civil second in `lo..=hi`, if there is one: both
+    /// ends unambiguous with the same offset and no transition in between. (Checking
+    /// only the ends would miss a day with two transitions; an unambiguous `hi` also
+    /// rules out a fold reaching back into the span from a transition just after it.)
+    fn constant_offset(&self, lo: i64, hi: i64) -> Option<i64> {
+        let a = self.unambiguous_offset(lo)?;
+        if self.unambiguous_offset(hi)? != a {
+            return None;
         }
-        if let Some(off) = self.offset_of_day(day) {
-            self.day_cache = Some((day, off));
-            return Some(civil - off);
+        let start = Timestamp::from_second(lo - a).ok()?;
+        match self.tz.following(start).next() {
+            Some(t) if t.timestamp().as_second() <= hi - a => None,
+            _ => Some(a),
         }
-        let (y, m, d) = civil_from_days(day);
-        let sod = civil - day * 86_400;
-        let dt = jiff::civil::DateTime::new(
-            i16::try_from(y).ok()?,
-            m as i8,
-            d as i8,
-            (sod / 3600) as i8,
-            (sod / 60 % 60) as i8,
-            (sod % 60) as i8,
-            0,
-        )
-        .ok()?;
+    }
+
+    /// `time.mktime`'s offset for naive local civil seconds `civil` (glibc: a time in
+    /// a gap uses the offset before it, a time in a fold the offset after it).
+    fn mktime_offset(&self, civil: i64) -> Option<i64> {
+        let dt = civil_datetime(civil)?;
         let off = match self.tz.to_ambiguous_timestamp(dt).offset() {
             AmbiguousOffset::Unambiguous { offset } => offset,
             AmbiguousOffset::Gap { before, .. } => before,
             AmbiguousOffset::Fold { after, .. } => after,
         };
-        Some(civil - i64::from(off.seconds()))
+        Some(i64::from(off.seconds()))
+    }
+
+    /// A span of local civil seconds around `civil` over which `time.mktime` uses one
+    /// offset: `(lo, hi, offset)`. The whole local day when it has no transition (the
+    /// common case, cached), else the hour around `civil`, else `civil` alone.
+    fn offset_span(&mut self, civil: i64) -> Option<(i64, i64, i64)> {
+        let day = civil.div_euclid(86_400);
+        let (d0, d1) = (day * 86_400, day * 86_400 + 86_399);
+        if let Some((d, off)) = self.day_cache {
+            if d == day {
+                return Some((d0, d1, off));
+            }
+        }
+        if let Some(off) = self.constant_offset(d0, d1) {
+            self.day_cache = Some((day, off));
+            return Some((d0, d1, off));
+        }
+        let h0 = civil - civil.rem_euclid(3600);
+        if let Some(off) = self.constant_offset(h0, h0 + 3599) {
+            return Some((h0, h0 + 3599, off));
+        }
+        Some((civil, civil, self.mktime_offset(civil)?))
+    }
+
+    /// `time.mktime` of naive local civil seconds (glibc: a time in a gap uses the
+    /// offset before it, a time in a fold the offset after it).
+    pub(crate) fn local_to_unix(&mut self, civil: i64) -> Option<i64> {
+        let (_, _, off) = self.offset_span(civil)?;
+        Some(civil - off)
+    }
+
+    /// The value of a full local date without zone (ISO `YYYY-MM-DD HH:MM:SS`) for every
+    /// second of a day at once, like [`Clock::day_span`].
+    pub(crate) fn date_span(
+        &mut self,
+        year: i64,
+        month: i64,
+        day: i64,
+        tod: i64,
+    ) -> Option<DaySpan> {
+        if !valid(year, month, day, 0, 0, 0) {
+            return None;
+        }
+        let c0 = days_from_civil(year, month, day) * 86_400;
+        let (lo, hi, off) = self.offset_span(c0 + tod)?;
+        Some(DaySpan {
+            lo: u32::try_from(lo - c0).ok()?,
+            hi: u32::try_from(hi - c0).ok()?,
+            base: c0 - off,
+        })
+    }
+
+    /// The value of a date without year and zone (syslog `Mmm dd HH:MM:SS`) for every
+    /// second of a day at once: `compute` of month `month`, day `day` and a time of day
+    /// `tod` (seconds, valid hour/minute/second) gives `base + t` for every `t` in
+    /// `lo..=hi` (a range holding `tod`: same inferred year, same UTC offset).
+    /// `None` where `compute` gives `None`.
+    pub(crate) fn day_span(&mut self, month: i64, day: i64, tod: i64) -> Option<DaySpan> {
+        let year = self.now_ymd.0;
+        if !valid(year, month, day, 0, 0, 0) {
+            return None;
+        }
+        let c0 = days_from_civil(year, month, day) * 86_400;
+        // `compute`: a date more than a day ahead of now is last year's; the date is
+        // replaced, the time of day kept.
+        let limit = self.now_civil + 86_400 - c0;
+        let (c0, lo, hi) = if tod <= limit {
+            (c0, 0, limit.min(86_399))
+        } else {
+            if !valid(year - 1, month, day, 0, 0, 0) {
+                return None;
+            }
+            let c0 = days_from_civil(year - 1, month, day) * 86_400;
+            (c0, (limit + 1).max(0), 86_399)
+        };
+        let (olo, ohi, off) = self.offset_span(c0 + tod)?;
+        Some(DaySpan {
+            lo: u32::try_from(lo.max(olo - c0)).ok()?,
+            hi: u32::try_from(hi.min(ohi - c0)).ok()?,
+            base: c0 - off,
+        })
     }
 
     /// fail2ban's `reGroupDictStrptime` (without fraction): unix seconds, or `None`

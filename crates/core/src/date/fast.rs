@@ -26,28 +26,61 @@ fn plain_end(b: &[u8], at: usize, extra_stop: &[u8]) -> bool {
 /// `{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?`
 pub(crate) fn syslog(line: &str) -> Option<Found> {
     let b = line.as_bytes();
-    if b.len() < 15 {
+    if !syslog_day(b.get(..6)?) {
         return None;
     }
-    super::civil::month_abbr(&b[..3])?;
-    let day_ok = match (b[4], b[5]) {
+    syslog_time(b)?;
+    let mut f = Found::new(0, 15);
+    f.push(Field::MonAbbr, 0, 3);
+    f.push(Field::Day, 4, 6);
+    f.push(Field::Hour, 7, 9);
+    f.push(Field::Min, 10, 12);
+    f.push(Field::Sec, 13, 15);
+    Some(f)
+}
+
+/// Is `b` (the first 6 bytes of a line) a canonical syslog `Mmm dd` the fast matcher
+/// accepts? The sticky path caches these bytes as the key of a day.
+pub(crate) fn syslog_day(b: &[u8]) -> bool {
+    let &[m0, m1, m2, sp, d0, d1] = b else {
+        return false;
+    };
+    let day_ok = match (d0, d1) {
         (b'1' | b'2', d) => digit(d),
         (b'0' | b' ', b'1'..=b'9') => true,
         (b'3', b'0' | b'1') => true,
         _ => false,
     };
-    let ok = b[3] == b' '
-        && day_ok
-        && b[6] == b' '
-        && matches!(b[7], b'0'..=b'2')
-        && digit(b[8])
-        && b[9] == b':'
-        && matches!(b[10], b'0'..=b'5')
-        && digit(b[11])
-        && b[12] == b':'
-        && matches!(b[13], b'0'..=b'5')
-        && digit(b[14]);
-    if !ok {
+    sp == b' ' && day_ok && super::civil::month_abbr(&[m0, m1, m2]).is_some()
+}
+
+/// Per-byte bounds of `HH:MM:SS` (bytes 7..15 of the line) in the canonical shape
+/// (`[0-2]\d:[0-5]\d:[0-5]\d`), as little-endian words for [`in_bounds`].
+const TIME_LO: u64 = u64::from_le_bytes(*b"00:00:00");
+const TIME_HI: u64 = u64::from_le_bytes(*b"29:59:59");
+const ZEROS: u64 = u64::from_le_bytes(*b"00000000");
+
+/// Whether every byte of `v` lies within the byte-wise bounds `lo..=hi` (all ASCII).
+/// Branch-free SWAR on 8 bytes: with every byte below 0x80, `(v|H) - lo` keeps a
+/// byte's high bit iff `byte >= lo`, and `v + (0x7f - hi)` sets it iff `byte > hi`;
+/// neither operation can carry or borrow across bytes.
+#[inline(always)]
+fn in_bounds(v: u64, lo: u64, hi: u64) -> bool {
+    const H: u64 = 0x8080_8080_8080_8080;
+    const MAX: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let ge_lo = (v | H).wrapping_sub(lo) & H;
+    let gt_hi = v.wrapping_add(MAX - hi) & H;
+    (v & H) | gt_hi | (ge_lo ^ H) == 0
+}
+
+/// Checks the ` HH:MM:SS` part of a canonical syslog line (bytes 6..15) and what may
+/// follow it; returns `(hour, seconds of the day)` (hour up to 29: an invalid hour is
+/// the caller's to reject, as Python's `datetime` does).
+#[inline(always)]
+pub(crate) fn syslog_time(b: &[u8]) -> Option<(u32, u32)> {
+    let w: [u8; 8] = b.get(7..15)?.try_into().ok()?;
+    let v = u64::from_le_bytes(w);
+    if b[6] != b' ' || !in_bounds(v, TIME_LO, TIME_HI) {
         return None;
     }
     let end_ok = match b.get(15) {
@@ -58,53 +91,78 @@ pub(crate) fn syslog(line: &str) -> Option<Found> {
     if !end_ok {
         return None;
     }
-    let mut f = Found::new(0, 15);
-    f.push(Field::MonAbbr, 0, 3);
-    f.push(Field::Day, 4, 6);
-    f.push(Field::Hour, 7, 9);
-    f.push(Field::Min, 10, 12);
-    f.push(Field::Sec, 13, 15);
-    Some(f)
+    Some(hms(v))
+}
+
+/// `(hour, seconds of the day)` of a checked `HH:MM:SS` word.
+#[inline(always)]
+fn hms(v: u64) -> (u32, u32) {
+    // digit values (the colons become 10); byte i of `t` = 10 * d[i] + d[i + 1]
+    // (at most 110: no carries)
+    let x = v - ZEROS;
+    let t = x * 10 + (x >> 8);
+    let h = (t & 0xff) as u32;
+    let m = ((t >> 24) & 0xff) as u32;
+    let s = ((t >> 48) & 0xff) as u32;
+    (h, h * 3600 + m * 60 + s)
 }
 
 /// `{^LN-BEG}ExYear(?P<_sep>[-/.])Month(?P=_sep)Day(?:T|  ?)24hour:Minute:Second(?:[.,]Microseconds)?(?:\s*Zone offset)?`
 pub(crate) fn iso(line: &str, exy: &YearSet) -> Option<Found> {
     let b = line.as_bytes();
-    if b.len() < 19 || !b[..4].iter().all(|c| digit(*c)) {
+    if !iso_day(b.get(..11)?, exy) {
         return None;
     }
-    let year = b[..4]
+    let (hour, _) = iso_time(b)?;
+    if hour >= 24 {
+        return None;
+    }
+    let mut f = Found::new(0, 19);
+    f.push(Field::Y, 0, 4);
+    f.push(Field::Mon, 5, 7);
+    f.push(Field::Day, 8, 10);
+    f.push(Field::Hour, 11, 13);
+    f.push(Field::Min, 14, 16);
+    f.push(Field::Sec, 17, 19);
+    Some(f)
+}
+
+/// Is `b` (the first 11 bytes of a line) a canonical `YYYY-MM-DD` plus the `T` or
+/// space before the time, with a year `%ExY` accepts? The sticky path caches these
+/// bytes as the key of a day.
+pub(crate) fn iso_day(b: &[u8], exy: &YearSet) -> bool {
+    let &[y0, y1, y2, y3, sep, m0, m1, sep2, d0, d1, t] = b else {
+        return false;
+    };
+    if ![y0, y1, y2, y3].iter().all(|c| digit(*c)) {
+        return false;
+    }
+    let year = [y0, y1, y2, y3]
         .iter()
         .fold(0usize, |a, c| a * 10 + usize::from(c - b'0'));
-    if !exy.contains(year) {
-        return None;
-    }
-    let sep = b[4];
-    let month_ok = matches!((b[5], b[6]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
-    let day_ok = match (b[8], b[9]) {
+    let month_ok = matches!((m0, m1), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
+    let day_ok = match (d0, d1) {
         (b'1' | b'2', d) => digit(d),
         (b'0', b'1'..=b'9') => true,
         (b'3', b'0' | b'1') => true,
         _ => false,
     };
-    let hour_ok = match (b[11], b[12]) {
-        (b'0' | b'1', d) => digit(d),
-        (b'2', b'0'..=b'3') => true,
-        _ => false,
-    };
-    let ok = matches!(sep, b'-' | b'/' | b'.')
+    exy.contains(year)
+        && matches!(sep, b'-' | b'/' | b'.')
         && month_ok
-        && b[7] == sep
+        && sep2 == sep
         && day_ok
-        && matches!(b[10], b'T' | b' ')
-        && hour_ok
-        && b[13] == b':'
-        && matches!(b[14], b'0'..=b'5')
-        && digit(b[15])
-        && b[16] == b':'
-        && matches!(b[17], b'0'..=b'5')
-        && digit(b[18]);
-    if !ok {
+        && matches!(t, b'T' | b' ')
+}
+
+/// Checks the `HH:MM:SS` part of a canonical ISO line (bytes 11..19) and what may
+/// follow it; returns `(hour, seconds of the day)` (hour up to 29: the caller
+/// rejects 24 and more, which `%H` does not match).
+#[inline(always)]
+pub(crate) fn iso_time(b: &[u8]) -> Option<(u32, u32)> {
+    let w: [u8; 8] = b.get(11..19)?.try_into().ok()?;
+    let v = u64::from_le_bytes(w);
+    if !in_bounds(v, TIME_LO, TIME_HI) {
         return None;
     }
     let end_ok = match b.get(19) {
@@ -125,12 +183,5 @@ pub(crate) fn iso(line: &str, exy: &YearSet) -> Option<Found> {
     if !end_ok {
         return None;
     }
-    let mut f = Found::new(0, 19);
-    f.push(Field::Y, 0, 4);
-    f.push(Field::Mon, 5, 7);
-    f.push(Field::Day, 8, 10);
-    f.push(Field::Hour, 11, 13);
-    f.push(Field::Min, 14, 16);
-    f.push(Field::Sec, 17, 19);
-    Some(f)
+    Some(hms(v))
 }

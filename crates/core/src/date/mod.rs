@@ -8,6 +8,9 @@
 //! `datedetector.py`, `datetemplate.py` and `strptime.py`; see compat.md §2.5.
 //! Submodules: `pattern` compiles templates, `civil` computes values, `zone` knows zone
 //! abbreviations, `fast` matches the two common line-begin formats without a regex.
+//! When the sticky template is one of those and a line falls on the day of the last
+//! one, `detect` answers from a per-day cache (day key bytes → unix seconds of local
+//! midnight) without search, reordering or date arithmetic.
 
 mod civil;
 mod fast;
@@ -19,7 +22,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use civil::{Clock, Field};
+use civil::{Clock, DaySpan, Field};
 use pattern::{Engine, FastKind, Template, ValueKind, LINE_BEGIN, LINE_END};
 
 /// Why a `datepattern` could not be used.
@@ -142,6 +145,22 @@ pub struct DateDetector {
     /// Last computed value: (template, `now`, date text) → time. Consecutive log
     /// lines usually repeat the same second.
     last_val: Option<(usize, i64, usize, [u8; LAST_TEXT], f64)>,
+    /// The fast matcher of the sticky template (`order[last_idx]`) if it is a
+    /// line-begin one, so [`DateDetector::detect_sticky`] may answer.
+    sticky_fast: FastKind,
+    /// The day of the last line the sticky path answered (valid for `now`).
+    fast_day: Option<FastDay>,
+}
+
+/// One day of dates in the fast formats: every line starting with `key` and a time of
+/// day in `span.lo..=span.hi` is worth `span.base + time of day`.
+#[derive(Clone, Copy, Debug)]
+struct FastDay {
+    /// The line's date bytes exactly as written, checked by [`fast::syslog_day`]
+    /// (`Mmm dd`, zero-padded: its letter cannot start an ISO key) or
+    /// [`fast::iso_day`] (`YYYY-MM-DDT`) before it is stored.
+    key: [u8; 11],
+    span: DaySpan,
 }
 
 const LAST_TEXT: usize = 40;
@@ -234,11 +253,17 @@ impl DateDetector {
             clock,
             is_none,
             last_val: None,
+            sticky_fast: FastKind::None,
+            fast_day: None,
         })
     }
 
     /// Sets `now` (unix seconds) for year/day inference of later lines.
     pub fn set_now(&mut self, now: i64) {
+        if now != self.clock.now() {
+            // year inference depends on `now`
+            self.fast_day = None;
+        }
         self.clock.set_now(now);
     }
 
@@ -383,6 +408,12 @@ impl DateDetector {
             i = self.reorder(i);
         }
         self.last_idx = i;
+        let t = &self.templates[ti];
+        self.sticky_fast = if t.flags & LINE_BEGIN != 0 {
+            t.fast
+        } else {
+            FastKind::None
+        };
         Some((ti, f))
     }
 
@@ -452,7 +483,106 @@ impl DateDetector {
     }
 
     /// Finds the date in `line` (fail2ban semantics).
+    #[inline]
     pub fn detect(&mut self, line: &str) -> Option<DateHit> {
+        if self.sticky_fast != FastKind::None {
+            if let Some(hit) = self.detect_sticky(line) {
+                return Some(hit);
+            }
+        }
+        self.detect_general(line)
+    }
+
+    /// The common case, in a few dozen instructions: the sticky template is the
+    /// line-begin syslog or ISO one and the line starts with a canonical
+    /// `Mmm dd HH:MM:SS` or `YYYY-MM-DD HH:MM:SS` of the same day as before. Does
+    /// exactly what [`DateDetector::match_time`] and [`DateDetector::value`] would (the
+    /// sticky line-begin template hits at the line start; it stays where it is, so
+    /// there is no reordering), or returns `None` without touching any state, leaving
+    /// the line to the general path.
+    #[inline]
+    fn detect_sticky(&mut self, line: &str) -> Option<DateHit> {
+        let b = line.as_bytes();
+        let mut key = [0u8; 11];
+        let (hour, tod, end) = match self.sticky_fast {
+            FastKind::Syslog => {
+                let (h, t) = fast::syslog_time(b)?;
+                key[..6].copy_from_slice(b.get(..6)?);
+                (h, t, 15)
+            }
+            FastKind::Iso => {
+                let (h, t) = fast::iso_time(b)?;
+                key.copy_from_slice(b.get(..11)?);
+                (h, t, 19)
+            }
+            FastKind::None => return None,
+        };
+        let span = match self.fast_day {
+            Some(d) if d.key == key && d.span.lo <= tod && tod <= d.span.hi => d.span,
+            // a new day (or the other side of a year or offset boundary)
+            _ => {
+                let span = self.fast_day_span(&key, hour, tod)?;
+                self.fast_day = Some(FastDay { key, span });
+                span
+            }
+        };
+        let i = self.last_idx;
+        let e = self.order.get_mut(i)?;
+        let ti = e.t;
+        e.hits += 1;
+        e.used = true;
+        e.distance = 0;
+        if let Some(m) = self.matched.get_mut(ti) {
+            *m += 1;
+        }
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        // the bytes at 0, end - 1 and end are ASCII (checked by the fast matchers)
+        self.last_pos = (0, None, Some(char::from(key[0])));
+        self.last_end = (
+            end,
+            b.get(end - 1).map(|&c| char::from(c)),
+            b.get(end).map(|&c| char::from(c)),
+        );
+        Some(DateHit {
+            start: 0,
+            end,
+            time: (span.base + i64::from(tod)) as f64,
+            template: ti,
+        })
+    }
+
+    /// The value span of a day key of the sticky fast template, `None` where the fast
+    /// matcher or the value computation would not give a date.
+    #[cold]
+    fn fast_day_span(&mut self, key: &[u8; 11], hour: u32, tod: u32) -> Option<DaySpan> {
+        if hour >= 24 {
+            return None;
+        }
+        let two = |at: usize| i64::from(key[at] & 0x0f) * 10 + i64::from(key[at + 1] & 0x0f);
+        match self.sticky_fast {
+            FastKind::Syslog => {
+                if !fast::syslog_day(&key[..6]) {
+                    return None;
+                }
+                let month = civil::month_abbr(&key[..3])?;
+                self.clock.day_span(month, two(4), i64::from(tod))
+            }
+            FastKind::Iso => {
+                let ti = self.order.get(self.last_idx)?.t;
+                if !fast::iso_day(key, &self.templates[ti].exy) {
+                    return None;
+                }
+                let year = two(0) * 100 + two(2);
+                self.clock.date_span(year, two(5), two(8), i64::from(tod))
+            }
+            FastKind::None => None,
+        }
+    }
+
+    /// [`DateDetector::detect`] without the sticky shortcut.
+    fn detect_general(&mut self, line: &str) -> Option<DateHit> {
         let (ti, f) = self.match_time(line)?;
         // key: the whole match (all field groups lie inside it)
         let text = line.as_bytes().get(f.start..f.end).unwrap_or(&[]);

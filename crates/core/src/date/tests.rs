@@ -409,3 +409,162 @@ fn speed() {
         start.elapsed().as_nanos() as f64 / (n / 10) as f64
     );
 }
+
+/// Internal search state that the sticky syslog shortcut must leave exactly as the
+/// general path does.
+fn search_state(d: &DateDetector) -> String {
+    format!(
+        "{:?} {:?} {} {} {:?} {:?}",
+        d.order, d.matched, d.last_idx, d.first_unused, d.last_pos, d.last_end
+    )
+}
+
+/// One syslog-ish line for [`sticky_equals_general`]: mostly canonical `Mmm dd HH:MM:SS`
+/// lines of a few days, some in non-canonical shapes or without a date.
+fn syslog_line() -> impl Strategy<Value = String> {
+    let mon = prop::sample::select(vec!["Jan", "Feb", "Mar", "Oct", "Dec", "Aug", "aug", "Nov"]);
+    let day = prop::sample::select(vec![
+        "01", " 1", "14", "15", "16", "27", "28", "29", "30", "31",
+    ]);
+    let hour = prop::sample::select(vec![
+        "00", "01", "02", "03", "11", "12", "22", "23", "24", "29",
+    ]);
+    let tail = prop::sample::select(vec![
+        " host sshd[1]: x",
+        " host x",
+        "",
+        ".123 x",
+        " 2004 x",
+        ": x",
+        " 1 x",
+        "_x",
+        "\tx",
+    ]);
+    let other = prop::sample::select(vec![
+        "no date here",
+        "2005-08-14 11:59:59 iso line",
+        "Aug 14  1:02:03 odd spacing",
+        "Sun Aug 14 11:59:59 2005 with weekday",
+        "[14/Aug/2005:11:59:59 +0200] apache",
+    ]);
+    let iso_day = prop::sample::select(vec![
+        "2005-08-14 ",
+        "2005-08-15T",
+        "2005/08/16 ",
+        "2005-03-27 ",
+        "2005-10-30T",
+        "2005-02-29 ",
+        "2004-02-29 ",
+        "2005-12-31 ",
+        "2006-01-01 ",
+        "1999-01-01 ",
+        "2005-13-01 ",
+    ]);
+    let iso_tail = prop::sample::select(vec![" x", "", ",123 x", " +0200 x", "Z", " - x"]);
+    prop_oneof![
+        8 => (mon, day, hour.clone(), 0u32..60, 0u32..60, tail)
+            .prop_map(|(mo, d, h, m, s, t)| format!("{mo} {d} {h}:{m:02}:{s:02}{t}")),
+        4 => (iso_day, hour, 0u32..60, 0u32..60, iso_tail)
+            .prop_map(|(d, h, m, s, t)| format!("{d}{h}:{m:02}:{s:02}{t}")),
+        1 => other.prop_map(str::to_string),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// The sticky syslog shortcut gives what fail2ban's general search gives, line by
+    /// line, including its effect on the template order, around year boundaries, DST
+    /// transitions (CET: 2005-03-27 02:00, 2005-10-30 03:00), invalid dates (Feb 30,
+    /// hour 24) and changes of `now`.
+    #[test]
+    fn sticky_equals_general(
+        lines in prop::collection::vec(syslog_line(), 1..40),
+        nows in prop::collection::vec(prop::sample::select(vec![
+            NOW,
+            1_111_887_000, // 2005-03-27 01:30 UTC, after the spring transition
+            1_130_635_800, // 2005-10-30 01:30 UTC, inside the autumn fold
+            1_136_071_800, // 2005-12-31 23:30 UTC, new year in CET
+            1_078_000_000, // 2004-02-29 20:26 UTC, leap day
+            1_109_548_800, // 2005-02-28 00:00 UTC
+        ]), 1..3),
+        dp in prop::sample::select(vec![None, Some("{^LN-BEG}")]),
+    ) {
+        let mut fast = det_new(dp);
+        let mut general = fast.clone();
+        for (k, line) in lines.iter().enumerate() {
+            let now = nows[k * nows.len() / lines.len()];
+            fast.set_now(now);
+            general.set_now(now);
+            let a = fast.detect(line);
+            let b = general.detect_general(line);
+            prop_assert_eq!(
+                a.map(|h| (h.start, h.end, h.time.to_bits(), h.template)),
+                b.map(|h| (h.start, h.end, h.time.to_bits(), h.template)),
+                "{:?} now={}", line, now
+            );
+            prop_assert_eq!(search_state(&fast), search_state(&general), "{:?}", line);
+        }
+    }
+}
+
+/// Every second of the CET DST transition days (and a plain day) through the sticky
+/// path in order, against the general path: the day/hour spans of the offset cache.
+#[test]
+fn sticky_dst_days() {
+    for day in ["Mar 27", "Oct 30", "Aug 13", "2005-03-27", "2005-10-30"] {
+        let mut fast = det_new(Some("{^LN-BEG}"));
+        let mut general = fast.clone();
+        for tod in (0..86_400).step_by(7) {
+            let line = format!(
+                "{day} {:02}:{:02}:{:02} host x",
+                tod / 3600,
+                tod / 60 % 60,
+                tod % 60
+            );
+            let a = fast.detect(&line).map(|h| h.time.to_bits());
+            let b = general.detect_general(&line).map(|h| h.time.to_bits());
+            assert_eq!(a, b, "{line}");
+        }
+    }
+}
+
+/// Around "now + 1 day" (where fail2ban switches to the previous year) second by
+/// second, for several `now`s including a new year's eve and a leap day.
+#[test]
+fn sticky_year_boundary() {
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    for now in [
+        NOW,
+        1_136_071_800,
+        1_078_000_000,
+        1_109_548_800,
+        1_111_887_000,
+    ] {
+        let mut fast = det_new(Some("{^LN-BEG}"));
+        fast.set_now(now);
+        let mut general = fast.clone();
+        let local = now + 3600; // CET; close enough to pick the days to sweep
+        for day in [-1, 0, 1, 2] {
+            let (_, m, d) = civil::civil_from_days(local.div_euclid(86_400) + day);
+            let around = local.rem_euclid(86_400);
+            let tods = (0..86_400)
+                .step_by(601)
+                .chain((around - 7_205).max(0)..(around + 7_205).min(86_400));
+            for tod in tods {
+                let line = format!(
+                    "{} {d:2} {:02}:{:02}:{:02} host x",
+                    MON[m as usize - 1],
+                    tod / 3600,
+                    tod / 60 % 60,
+                    tod % 60
+                );
+                let a = fast.detect(&line).map(|h| h.time.to_bits());
+                let b = general.detect_general(&line).map(|h| h.time.to_bits());
+                assert_eq!(a, b, "{line} now={now}");
+            }
+        }
+    }
+}
