@@ -719,6 +719,8 @@ pub struct PyRegex {
     /// backtracking engine, its relaxed necessary condition) with every class cut down to ASCII.
     /// See [`ascii_twin`].
     ascii: Option<regex::Regex>,
+    /// Fast engine only: the split capture search, when the pattern allows it (see [`Split`]).
+    split: Option<Split>,
     names: Vec<Option<String>>,
     py: String,
     translated: String,
@@ -774,6 +776,8 @@ impl Spans {
 pub struct CaptureCache {
     full: Option<regex::CaptureLocations>,
     ascii: Option<regex::CaptureLocations>,
+    rest_full: Option<regex::CaptureLocations>,
+    rest_ascii: Option<regex::CaptureLocations>,
 }
 
 /// The capture locations of `cache` for `re`, created on first use (or if `cache` was last
@@ -804,16 +808,30 @@ fn locations<'c>(
 /// characters is the ASCII one. `None` when the pattern has nothing to cut (no gain), or the
 /// twin does not compile to the same groups (then the original is used for every haystack).
 fn ascii_twin(pattern: &str, multiline: bool, original: &regex::Regex) -> Option<regex::Regex> {
-    let hir = regex_syntax::ParserBuilder::new()
+    ascii_twin_of(&parse_hir(pattern, multiline)?, original)
+}
+
+/// [`ascii_twin`] of the parsed pattern `hir`.
+fn ascii_twin_of(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Option<regex::Regex> {
+    let twin = ascii_hir(hir.clone());
+    if twin == *hir {
+        return None;
+    }
+    build_like(&twin, original)
+}
+
+/// A fast pattern parsed the way `regex` parses it.
+fn parse_hir(pattern: &str, multiline: bool) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
         .multi_line(multiline)
         .build()
         .parse(pattern)
-        .ok()?;
-    let twin = ascii_hir(hir.clone());
-    if twin == hir {
-        return None;
-    }
-    let re = regex::RegexBuilder::new(&twin.to_string())
+        .ok()
+}
+
+/// `hir` compiled, if it has the groups of `original` (same count, same names).
+fn build_like(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Option<regex::Regex> {
+    let re = regex::RegexBuilder::new(&hir.to_string())
         .size_limit(64 << 20)
         .build()
         .ok()?;
@@ -861,6 +879,69 @@ fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
     }
 }
 
+/// Split capture search for a fast pattern `P·L·R` whose top level is a concatenation, where `P`
+/// has no capture group and `L` is a literal (the last literal element before the first element
+/// holding a group): `rest` is `L·R` compiled alone, so the capture engine — the costly part on a
+/// matching line — only runs over `L·R`'s part of the match instead of the whole line. fail2ban's
+/// `__prefix_line` preamble, full of optional, ambiguous pieces, is such a `P`.
+///
+/// Why it reports exactly the groups of the full search: let `[s, e)` be the full pattern's
+/// leftmost-first match (found by its DFAs, no captures). Every way this match splits into a
+/// `P` part `[s, m)` and an `L·R` part `[m, e)` has the literal `L` at `m`, inside `[s, e)`. When
+/// `L` occurs exactly once in `[s, e)` (overlaps counted), `m` is that occurrence: every path
+/// the engine could take through `P` ends at `m`. Leftmost-first picks the highest-priority path,
+/// ordering paths by their choices in `P` first, then in `L·R`; since `P` has no groups and
+/// whichever `P` path is picked ends at `m`, the `L·R` part is the highest-priority `L·R` match
+/// starting at `m` — the leftmost-first match of `rest` searched from `m` (lookarounds still see
+/// the whole line). Groups 1.. of `rest` are those of the full pattern (same order and names,
+/// `P` has none), group 0 is `[s, e)`. When `L` occurs twice or not at all in `[s, e)`, or the
+/// `rest` match is not `[m, e)` (both impossible by the above, checked anyway), the full capture
+/// search runs instead.
+///
+/// `rest` and its ASCII twin are compiled on first use: a pattern that never matches costs
+/// nothing more than its parse.
+struct Split {
+    /// `L`, the leading literal of `rest`.
+    lit: memchr::memmem::Finder<'static>,
+    /// `L·R`, parsed.
+    rest_hir: regex_syntax::hir::Hir,
+    /// `L·R` compiled (`None`: it does not compile to the full pattern's groups).
+    rest: std::sync::OnceLock<Option<regex::Regex>>,
+    /// ASCII twin of `rest` (see [`ascii_twin`]), used when the full pattern's twin is.
+    rest_ascii: std::sync::OnceLock<Option<regex::Regex>>,
+}
+
+/// The [`Split`] of a fast pattern, parsed as `hir`; `None` when it has no such form.
+fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
+    use regex_syntax::hir::{Hir, HirKind};
+    let HirKind::Concat(subs) = hir.kind() else {
+        return None;
+    };
+    let first_group = subs
+        .iter()
+        .position(|h| h.properties().explicit_captures_len() > 0)?;
+    let at = subs
+        .get(..first_group)?
+        .iter()
+        .rposition(|h| matches!(h.kind(), HirKind::Literal(_)))?;
+    if at == 0 {
+        // nothing before `L`: no gain
+        return None;
+    }
+    let HirKind::Literal(lit) = subs.get(at)?.kind() else {
+        return None;
+    };
+    if lit.0.is_empty() {
+        return None;
+    }
+    Some(Split {
+        lit: memchr::memmem::Finder::new(&lit.0).into_owned(),
+        rest_hir: Hir::concat(subs.get(at..)?.to_vec()),
+        rest: std::sync::OnceLock::new(),
+        rest_ascii: std::sync::OnceLock::new(),
+    })
+}
+
 const BACKTRACK_LIMIT: usize = 1_000_000;
 
 impl PyRegex {
@@ -901,12 +982,15 @@ impl PyRegex {
                 necessary,
             }
         };
-        let ascii = match &engine {
-            Engine::Fast(re) => ascii_twin(&t.pattern, multiline, re),
+        let (ascii, split) = match &engine {
+            Engine::Fast(re) => match parse_hir(&t.pattern, multiline) {
+                Some(hir) => (ascii_twin_of(&hir, re), split_of(&hir)),
+                None => (None, None),
+            },
             Engine::Backtrack {
                 necessary: Some(n), ..
-            } => ascii_twin(&t.relaxed, multiline, n),
-            Engine::Backtrack { .. } => None,
+            } => (ascii_twin(&t.relaxed, multiline, n), None),
+            Engine::Backtrack { .. } => (None, None),
         };
         let names = match &engine {
             Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
@@ -918,6 +1002,7 @@ impl PyRegex {
         Ok(PyRegex {
             engine,
             ascii,
+            split,
             names,
             py: py.to_string(),
             translated: t.pattern,
@@ -932,6 +1017,11 @@ impl PyRegex {
     /// The translated pattern (Rust syntax).
     pub fn translated(&self) -> &str {
         &self.translated
+    }
+
+    /// Whether the capture search is split (see [`Split`]).
+    pub fn has_split_search(&self) -> bool {
+        self.split.is_some()
     }
 
     /// Whether the backtracking engine is used.
@@ -987,9 +1077,26 @@ impl PyRegex {
             Engine::Fast(re) => {
                 // No `is_match` first: a failing capture search stops after the same forward
                 // DFA scan, and a matching one would scan twice.
-                let (re, slot) = match &self.ascii {
-                    Some(a) if hay.is_ascii() => (a, &mut cache.ascii),
-                    _ => (re, &mut cache.full),
+                let full = re;
+                let twin = self.ascii.is_some() && hay.is_ascii();
+                let re = match &self.ascii {
+                    Some(a) if twin => a,
+                    _ => re,
+                };
+                if let Some(split) = &self.split {
+                    let Some(m) = re.find(hay) else {
+                        return false;
+                    };
+                    let whole = (m.start(), m.end());
+                    if split_captures(split, full, twin, hay, whole, cache, spans) {
+                        return true;
+                    }
+                    // not provably the same split: the full capture search below
+                }
+                let slot = if twin {
+                    &mut cache.ascii
+                } else {
+                    &mut cache.full
                 };
                 let locs = locations(slot, re);
                 if re.captures_read(locs, hay).is_none() {
@@ -1031,6 +1138,55 @@ impl PyRegex {
             None => true,
         }
     }
+}
+
+/// The groups of the full pattern's match `whole` (= `[s, e)`) found with `split` (see
+/// [`Split`]), into `spans`; `false` (with `spans` left empty) when the split is not provably the
+/// full search's, and the caller must run that. `full`: the full (Unicode) fast regex; `twin`:
+/// the search runs on ASCII twins.
+fn split_captures(
+    split: &Split,
+    full: &regex::Regex,
+    twin: bool,
+    hay: &str,
+    whole: (usize, usize),
+    cache: &mut CaptureCache,
+    spans: &mut Spans,
+) -> bool {
+    let (s, e) = whole;
+    let Some(region) = hay.as_bytes().get(s..e) else {
+        return false;
+    };
+    let Some(first) = split.lit.find(region) else {
+        return false;
+    };
+    if region
+        .get(first + 1..)
+        .is_none_or(|r| split.lit.find(r).is_some())
+    {
+        return false;
+    }
+    let at = s + first;
+    let (rest, slot) = if twin {
+        let rest = split
+            .rest_ascii
+            .get_or_init(|| build_like(&ascii_hir(split.rest_hir.clone()), full));
+        (rest, &mut cache.rest_ascii)
+    } else {
+        let rest = split.rest.get_or_init(|| build_like(&split.rest_hir, full));
+        (rest, &mut cache.rest_full)
+    };
+    let Some(rest) = rest else {
+        return false;
+    };
+    let locs = locations(slot, rest);
+    match rest.captures_read_at(locs, hay, at) {
+        Some(m) if m.start() == at && m.end() == e => {}
+        _ => return false,
+    }
+    spans.spans.push(Some(whole));
+    spans.spans.extend((1..locs.len()).map(|i| locs.get(i)));
+    true
 }
 
 #[cfg(test)]

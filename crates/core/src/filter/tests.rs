@@ -248,3 +248,128 @@ proptest::proptest! {
         let _ = r2.process_line(&line, &opts(false));
     }
 }
+
+/// fail2ban's `lt_file` `__prefix_line` for `_daemon = wordpress`, as `common.conf` expands it.
+const WP_PREFIX: &str = concat!(
+    r"(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?",
+    r"(?:@vserver_\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[(]?wordpress(?:\(\S+\))?[\])]?:?|",
+    r"[\[(]?wordpress(?:\(\S+\))?[\])]?:?(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?",
+);
+
+/// Failregexes (expanded by [`Filter`], `<HOST>` included) whose capture search is split.
+fn split_regexes() -> &'static Vec<crate::pyregex::PyRegex> {
+    static R: std::sync::OnceLock<Vec<crate::pyregex::PyRegex>> = std::sync::OnceLock::new();
+    R.get_or_init(|| {
+        let fail = [
+            format!("^{WP_PREFIX}Authentication failure for <F-USER>.*</F-USER> from <HOST>$"),
+            format!("^{WP_PREFIX}Pingback error .* generated from <HOST>$"),
+            format!(r"^{WP_PREFIX}(?:from|for) \S+ for <F-USER>\S*</F-USER> from <HOST>\b"),
+        ];
+        let f = Filter::new(&cfg(&fail.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+        (0..fail.len())
+            .map(|i| {
+                let re = crate::pyregex::PyRegex::compile(f.expanded_failregex(i).unwrap(), false)
+                    .unwrap();
+                assert!(re.has_split_search(), "{i}");
+                re
+            })
+            .collect()
+    })
+}
+
+/// Group spans of the unsplit search: the full (Unicode) fast regex.
+fn unsplit(re: &crate::pyregex::PyRegex, hay: &str) -> Option<Vec<Option<(usize, usize)>>> {
+    let crate::pyregex::Engine::Fast(full) = re.engine() else {
+        panic!("not fast");
+    };
+    full.captures(hay)
+        .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect())
+}
+
+fn split(re: &crate::pyregex::PyRegex, hay: &str) -> Option<Vec<Option<(usize, usize)>>> {
+    re.captures(hay)
+        .map(|s| (0..s.len()).map(|i| s.get(i)).collect())
+}
+
+#[test]
+fn split_capture_search_examples() {
+    let res = split_regexes();
+    for hay in [
+        "host wordpress(x)[12]: Authentication failure for bob from 192.0.2.1\n",
+        "[] <auth.info> host wordpress: Authentication failure for bob from 192.0.2.1",
+        "host Authentication failure for x from 1.2.3.4 Authentication failure for bob from 192.0.2.1",
+        "Authentication failure for Authentication failure for  from 192.0.2.1",
+        "host wordpress: Pingback error 1 generated from 2001:db8::1 generated from 192.0.2.1",
+        "host for for for x for y from 192.0.2.1 ",
+        "h wordpress: Authentication failure for straße from 192.0.2.1",
+        "nothing here",
+    ] {
+        for re in res {
+            assert_eq!(split(re, hay), unsplit(re, hay), "{hay:?}");
+        }
+    }
+}
+
+fn syslog_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop::sample::select(vec![
+        "",
+        " ",
+        "  ",
+        "\t",
+        "[]",
+        "<auth.info>",
+        "<a.b>",
+        "host",
+        "host.example.org",
+        "kernel:",
+        "[ 12.5]:",
+        "@vserver_a",
+        "wordpress",
+        "wordpress(x)",
+        "[wordpress]",
+        "(wordpress)",
+        "[123]",
+        ":",
+        "[ID 12 auth.info]",
+        "Authentication failure for ",
+        "Authentication",
+        " failure for ",
+        "Pingback error ",
+        " generated from ",
+        "from ",
+        "for ",
+        " from ",
+        "bob",
+        "ü",
+        "192.0.2.1",
+        "10.0.0.",
+        "2001:db8::1",
+        "::1",
+        "example.com",
+        "\n",
+        "x",
+    ]);
+    let pieces = |n| prop::collection::vec(piece.clone(), 0..n).prop_map(|v| v.concat());
+    let body = prop::sample::select(vec![
+        "Authentication failure for ",
+        "Pingback error ",
+        "from x for ",
+        "for ",
+    ]);
+    let end = prop::sample::select(vec![" from ", " generated from ", " for y from "]);
+    let host = prop::sample::select(vec!["192.0.2.1", "2001:db8::1", "h.example.com", "[::1]"]);
+    let structured = (pieces(6), body, pieces(4), end, host, pieces(2))
+        .prop_map(|(a, b, c, d, e, f)| format!("{a}{b}{c}{d}{e}{f}"));
+    prop_oneof![1 => pieces(14), 3 => structured]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    #[test]
+    fn split_capture_search_agrees(line in syslog_line()) {
+        for re in split_regexes() {
+            proptest::prop_assert_eq!(split(re, &line), unsplit(re, &line), "{:?}", re);
+        }
+    }
+}
