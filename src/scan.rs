@@ -370,6 +370,9 @@ impl<'f> Worker<'f> {
         let mut stats = ScanStats::new(self.filter);
         let mut failures = Vec::new();
         let bytes = &chunk.bytes;
+        // Validate the whole chunk once: in the usual all-UTF-8 case lines are then sliced
+        // without checking each one again (lossy decoding only for chunks that need it).
+        let valid = std::str::from_utf8(bytes).ok();
         let mut pos = 0usize;
         while pos < bytes.len() {
             if let Some(pf) = self.skip_with {
@@ -385,6 +388,7 @@ impl<'f> Worker<'f> {
             }
             let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |e| pos + e);
             let raw = &bytes[pos..end];
+            let line_start = pos;
             let line_ref = LineRef {
                 offset: chunk.offset + pos as u64,
                 len: raw.len() as u32,
@@ -394,7 +398,13 @@ impl<'f> Worker<'f> {
             if raw.is_empty() || raw[0] == b'#' {
                 continue;
             }
-            let text = String::from_utf8_lossy(raw);
+            let text: std::borrow::Cow<'_, str> = match valid {
+                // `raw` lies on line boundaries (ASCII bytes) of a valid UTF-8 chunk.
+                Some(v) => v
+                    .get(line_start..line_start + raw.len())
+                    .map_or_else(|| String::from_utf8_lossy(raw), Into::into),
+                None => String::from_utf8_lossy(raw),
+            };
             stats.tested += 1;
             let mut r = self.runner.process_line(&text, &self.process);
             if self.opts.resolve_dns {

@@ -206,7 +206,35 @@ enum OutFormat {
     Msg,
     Row,
     Group(String),
-    Template(String),
+    /// Text and tags, split once (a template is applied to every failure).
+    Template(Vec<Piece>),
+}
+
+/// A piece of an `-o` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    /// A tag name, without its angle brackets.
+    Tag(String),
+}
+
+/// Split a template into text and `<tag>` pieces (an unclosed `<` is text).
+fn parse_template(template: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else { break };
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_string()));
+        }
+        pieces.push(Piece::Tag(after[..close].to_string()));
+        rest = &after[close + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    pieces
 }
 
 impl OutFormat {
@@ -217,7 +245,7 @@ impl OutFormat {
             "msg" => OutFormat::Msg,
             "row" => OutFormat::Row,
             t if !t.contains('<') => OutFormat::Group(t.to_string()),
-            t => OutFormat::Template(t.to_string()),
+            t => OutFormat::Template(parse_template(t)),
         }
     }
 
@@ -253,15 +281,18 @@ impl OutFormat {
                     .map_or_else(|| "None".to_string(), pyfmt::group_value_str);
                 writeln!(out, "{v}")
             }
-            OutFormat::Template(t) => {
+            OutFormat::Template(pieces) => {
                 // A multi-line <msg> prints the template once per matched line, as fail2ban does.
-                if t.contains("<msg>") && f.matches.len() > 1 {
+                let has_msg = pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Tag(t) if t == "msg"));
+                if has_msg && f.matches.len() > 1 {
                     for m in &f.matches {
-                        writeln!(out, "{}", substitute(t, f, Some(m)))?;
+                        substitute(out, pieces, f, Some(m))?;
                     }
                     Ok(())
                 } else {
-                    writeln!(out, "{}", substitute(t, f, None))
+                    substitute(out, pieces, f, None)
                 }
             }
         }
@@ -277,45 +308,44 @@ fn ip_of(f: &Failure) -> String {
         .map_or_else(|| f.fid.clone(), str::to_string)
 }
 
-/// Replace run-time tags in an `-o` template. Values are printed as they are (no shell is
-/// involved here); unknown tags stay as written, as in fail2ban.
-fn substitute(template: &str, f: &Failure, msg_line: Option<&str>) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('>') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let tag = &after[..close];
-        let value = match tag {
+/// Write one `-o` template line with its run-time tags replaced. Values are printed as
+/// they are (no shell is involved here); unknown tags stay as written, as in fail2ban.
+fn substitute(
+    out: &mut impl Write,
+    pieces: &[Piece],
+    f: &Failure,
+    msg_line: Option<&str>,
+) -> std::io::Result<()> {
+    let escaped = |v: &str| v.replace('\0', "\\x00");
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => out.write_all(t.as_bytes())?,
             // An action's <ip> is the ticket id (fail2ban's ActionInfo), not the `ip` group.
-            "ip" => Some(f.fid.clone()),
-            "fid" | "id" => Some(f.fid.clone()),
-            "time" => Some(pyfmt::float(f.time)),
-            "matches" => Some(f.matches.join("\n")),
-            "msg" => Some(msg_line.map_or_else(|| f.matches.join("\n"), str::to_string)),
-            "failures" => Some("1".to_string()),
-            t if t.starts_with("F-") => {
-                let key = t[2..].to_ascii_lowercase();
-                f.groups.get(&key).map(pyfmt::group_value_str)
+            Piece::Tag(t) if t == "ip" || t == "fid" || t == "id" => {
+                out.write_all(escaped(&f.fid).as_bytes())?
             }
-            _ => None,
-        };
-        match value {
-            Some(v) => out.push_str(&v.replace('\0', "\\x00")),
-            None => {
-                out.push('<');
-                out.push_str(tag);
-                out.push('>');
+            Piece::Tag(t) if t == "time" => out.write_all(pyfmt::float(f.time).as_bytes())?,
+            Piece::Tag(t) if t == "matches" => {
+                out.write_all(escaped(&f.matches.join("\n")).as_bytes())?
+            }
+            Piece::Tag(t) if t == "msg" => {
+                let v = msg_line.map_or_else(|| f.matches.join("\n"), str::to_string);
+                out.write_all(escaped(&v).as_bytes())?
+            }
+            Piece::Tag(t) if t == "failures" => out.write_all(b"1")?,
+            Piece::Tag(t) => {
+                let value = t
+                    .strip_prefix("F-")
+                    .and_then(|name| f.groups.get(&name.to_ascii_lowercase()))
+                    .map(pyfmt::group_value_str);
+                match value {
+                    Some(v) => out.write_all(escaped(&v).as_bytes())?,
+                    None => write!(out, "<{t}>")?,
+                }
             }
         }
-        rest = &after[close + 1..];
     }
-    out.push_str(rest);
-    out
+    writeln!(out)
 }
 
 fn failure_json(f: &Failure) -> Value {
