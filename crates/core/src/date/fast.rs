@@ -54,6 +54,23 @@ pub(crate) fn syslog_day(b: &[u8]) -> bool {
     sp == b' ' && day_ok && super::civil::month_abbr(&[m0, m1, m2]).is_some()
 }
 
+/// Can `line` start with a date of the syslog template? Its regex is
+/// `^(?:\W{0,2})?((?:%a )?%b …)` under `(?iu)`: the date begins at one of the first
+/// three characters, with a letter (a weekday or month name, or a character that
+/// folds to one). `false` = the regex cannot match; `true` = "maybe".
+#[inline]
+pub(crate) fn syslog_may_start(line: &str) -> bool {
+    line.chars().take(3).any(char::is_alphabetic)
+}
+
+/// Can `line` start with a date of the ISO template? Its regex is
+/// `^(?:\W{0,2})?(%ExY…)`: the date begins at one of the first three characters, with
+/// a digit of the year. `false` = the regex cannot match; `true` = "maybe".
+#[inline]
+pub(crate) fn iso_may_start(line: &str) -> bool {
+    line.chars().take(3).any(char::is_numeric)
+}
+
 /// Per-byte bounds of `HH:MM:SS` (bytes 7..15 of the line) in the canonical shape
 /// (`[0-2]\d:[0-5]\d:[0-5]\d`), as little-endian words for [`in_bounds`].
 const TIME_LO: u64 = u64::from_le_bytes(*b"00:00:00");

@@ -23,7 +23,7 @@ mod tests;
 use std::sync::Arc;
 
 use civil::{Clock, DaySpan, Field};
-use pattern::{Engine, FastKind, Template, ValueKind, LINE_BEGIN, LINE_END};
+use pattern::{Compiled, Engine, FastKind, Template, ValueKind, LINE_BEGIN, LINE_END};
 
 /// Why a `datepattern` could not be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -135,6 +135,7 @@ pub struct DateDetector {
     order: Vec<Entry>,
     /// fail2ban `template.hits`: successful searches per template.
     matched: Vec<u64>,
+    /// Capture slots per template, made on its first regex search.
     locs: Vec<Option<regex::CaptureLocations>>,
     last_idx: usize,
     last_pos: (usize, Option<char>, Option<char>),
@@ -226,14 +227,8 @@ impl DateDetector {
                 }
             }
         }
-        let locs = list
-            .iter()
-            .map(|t| match &t.engine {
-                Engine::Std(r) => Some(r.capture_locations()),
-                Engine::Fancy(_) => None,
-            })
-            .collect();
         let n = list.len();
+        let locs = vec![None; n];
         Ok(DateDetector {
             order: (0..n)
                 .map(|t| Entry {
@@ -296,8 +291,16 @@ impl DateDetector {
             FastKind::Iso if full => fast::iso(line, &t.exy),
             _ => None,
         };
+        // the fast matchers also know lines that cannot start their date: no need to
+        // compile (or run) the regex to learn that
+        let cannot = match t.fast {
+            FastKind::Syslog if full => !fast::syslog_may_start(line),
+            FastKind::Iso if full => !fast::iso_may_start(line),
+            _ => false,
+        };
         let found = match fast {
             Some(f) => Some(f),
+            None if cannot => None,
             None => search_regex(t, &mut self.locs[ti], &line[..endpos], pos),
         };
         if found.is_some() {
@@ -618,11 +621,19 @@ fn search_regex(
     hay: &str,
     pos: usize,
 ) -> Option<Found> {
+    // a built-in regex that does not compile (a bug, caught by the
+    // `default_templates_compile` test) matches nothing
+    let c = t.re.get().ok()?;
+    if locs.is_none() {
+        if let Engine::Std(re) = &c.engine {
+            *locs = Some(re.capture_locations());
+        }
+    }
     // Templates whose python lookbehind is consumed here must start searching earlier
     // and skip matches whose date starts before `pos`.
     let mut from = if t.start_is_g1 { 0 } else { pos };
     loop {
-        let (f, next) = search_once(t, locs, hay, from)?;
+        let (f, next) = search_once(t, c, locs, hay, from)?;
         if !t.start_is_g1 || f.start >= pos {
             return Some(f);
         }
@@ -636,19 +647,20 @@ fn search_regex(
 /// One search; returns the match and the position to continue from.
 fn search_once(
     t: &Template,
+    c: &Compiled,
     locs: &mut Option<regex::CaptureLocations>,
     hay: &str,
     from: usize,
 ) -> Option<(Found, usize)> {
-    match (&t.engine, locs.as_mut()) {
+    match (&c.engine, locs.as_mut()) {
         (Engine::Std(re), Some(l)) => {
             re.captures_read_at(l, hay, from)?;
             let l: &regex::CaptureLocations = l;
-            build_found(t, hay, |i| l.get(i))
+            build_found(t, c, hay, |i| l.get(i))
         }
         (Engine::Fancy(re), _) => {
-            let c = re.captures_from_pos(hay, from).ok()??;
-            build_found(t, hay, |i| c.get(i).map(|m| (m.start(), m.end())))
+            let m = re.captures_from_pos(hay, from).ok()??;
+            build_found(t, c, hay, |i| m.get(i).map(|g| (g.start(), g.end())))
         }
         _ => None,
     }
@@ -656,11 +668,12 @@ fn search_once(
 
 fn build_found(
     t: &Template,
+    c: &Compiled,
     hay: &str,
     get: impl Fn(usize) -> Option<(usize, usize)>,
 ) -> Option<(Found, usize)> {
     let whole = get(0)?;
-    let (v, g1) = t
+    let (v, g1) = c
         .date_groups
         .iter()
         .enumerate()
@@ -671,10 +684,10 @@ fn build_found(
         f.start = g1.0;
     }
     f.val = match t.value {
-        ValueKind::Epoch { grp, .. } => get(t.date_groups[v] + grp - 1).unwrap_or(g1),
+        ValueKind::Epoch { grp, .. } => get(c.date_groups[v] + grp - 1).unwrap_or(g1),
         _ => g1,
     };
-    for &(gi, fl) in &t.fields {
+    for &(gi, fl) in &c.fields {
         if let Some((s, e)) = get(gi) {
             f.push(fl, s, e);
         }

@@ -63,12 +63,8 @@ pub(crate) struct Template {
     pub flags: u8,
     /// fail2ban's template weight (anchored default copies: 100).
     pub weight: f64,
-    pub engine: Engine,
-    /// Rust group index of python group 1 (date text), one per expanded variant;
-    /// python group k of a variant = `date_groups[v] + k - 1`.
-    pub date_groups: Vec<usize>,
-    /// Rust group index → strftime field, ascending.
-    pub fields: Vec<(usize, Field)>,
+    /// The regex, compiled on first use (user patterns: at construction).
+    pub re: std::sync::Arc<LazyRe>,
     pub value: ValueKind,
     /// Python's match start is group 1's start (lookbehind emulated by consuming).
     pub start_is_g1: bool,
@@ -76,6 +72,61 @@ pub(crate) struct Template {
     /// Years accepted by `%ExY` (for the fast matchers).
     pub exy: YearSet,
     pub is_none: bool,
+}
+
+/// What a template's regex is compiled from.
+#[derive(Debug)]
+enum ReSrc {
+    /// A python regex from `set_regex` (and the `datepattern` entry, for errors).
+    Py { py: String, pattern: String },
+    /// A Rust regex with the date text in group 1 and no strftime fields.
+    Plain(String),
+}
+
+/// A template's regex, compiled once on first use and shared by every clone of the
+/// template (the default templates are cached per process, so by every detector).
+/// Built-in templates are known-good and compiled only when a line needs them;
+/// user patterns are compiled at construction so their errors are reported there.
+#[derive(Debug)]
+pub(crate) struct LazyRe {
+    src: ReSrc,
+    cell: OnceLock<Result<Compiled, DateError>>,
+}
+
+impl LazyRe {
+    /// The compiled regex (compiling it now if no one has yet).
+    pub(crate) fn get(&self) -> Result<&Compiled, &DateError> {
+        self.cell
+            .get_or_init(|| match &self.src {
+                ReSrc::Py { py, pattern } => compile(py, pattern),
+                ReSrc::Plain(rs) => regex::Regex::new(rs)
+                    .map(|re| Compiled {
+                        engine: Engine::Std(re),
+                        date_groups: vec![1],
+                        fields: Vec::new(),
+                    })
+                    .map_err(|e| DateError::Internal(e.to_string())),
+            })
+            .as_ref()
+    }
+
+    /// Whether the regex has been compiled (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_compiled(&self) -> bool {
+        self.cell.get().is_some()
+    }
+}
+
+/// A template regex from `src`: compiled now unless `ctx.lazy`.
+fn lazy_re(src: ReSrc, ctx: &Ctx) -> Result<std::sync::Arc<LazyRe>, DateError> {
+    let re = LazyRe {
+        src,
+        cell: OnceLock::new(),
+    };
+    if !ctx.lazy {
+        re.get().map_err(Clone::clone)?;
+    }
+    Ok(std::sync::Arc::new(re))
 }
 
 /// `%ExY`'s accepted years as a bitmap over 0..10000.
@@ -465,10 +516,15 @@ fn py_fixups(s: &str) -> String {
     s.replace("{,", "{0,")
 }
 
-struct Compiled {
-    engine: Engine,
-    date_groups: Vec<usize>,
-    fields: Vec<(usize, Field)>,
+/// A compiled template regex.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub engine: Engine,
+    /// Rust group index of python group 1 (date text), one per expanded variant;
+    /// python group k of a variant = `date_groups[v] + k - 1`.
+    pub date_groups: Vec<usize>,
+    /// Rust group index → strftime field, ascending.
+    pub fields: Vec<(usize, Field)>,
 }
 
 fn compile(py: &str, pattern: &str) -> Result<Compiled, DateError> {
@@ -565,23 +621,33 @@ fn restore_backref_names(s: &str) -> String {
 pub(crate) struct Ctx {
     pub exy: String,
     pub exy_set: YearSet,
+    /// Compile template regexes on first use (built-in default templates only).
+    pub lazy: bool,
 }
 
 impl Ctx {
     pub(crate) fn new(now_year: i64) -> Ctx {
         let (exy, exy_set) = exy_regex(now_year);
-        Ctx { exy, exy_set }
+        Ctx {
+            exy,
+            exy_set,
+            lazy: false,
+        }
     }
 }
 
-fn template(name: String, built: Built, c: Compiled, value: ValueKind, ctx: &Ctx) -> Template {
+fn template(
+    name: String,
+    built: Built,
+    re: std::sync::Arc<LazyRe>,
+    value: ValueKind,
+    ctx: &Ctx,
+) -> Template {
     Template {
         name,
         flags: built.flags,
         weight: 1.0,
-        engine: c.engine,
-        date_groups: c.date_groups,
-        fields: c.fields,
+        re,
         value,
         start_is_g1: false,
         fast: FastKind::None,
@@ -618,8 +684,12 @@ pub(crate) fn pattern_template(pattern: &str, ctx: &Ctx) -> Result<Template, Dat
     if built.name_ln_beg && !name.starts_with("{^LN-BEG}") {
         name = format!("{{^LN-BEG}}{name}");
     }
-    let c = compile(&built.py, pattern)?;
-    Ok(template(name, built, c, ValueKind::Fields, ctx))
+    let src = ReSrc::Py {
+        py: built.py.clone(),
+        pattern: pattern.to_string(),
+    };
+    let re = lazy_re(src, ctx)?;
+    Ok(template(name, built, re, ValueKind::Fields, ctx))
 }
 
 const EPOCH_RE: &str = r"\d{10,11}\b(?:\.\d{3,6})?";
@@ -639,11 +709,15 @@ pub(crate) fn epoch_template(
             .epoch_ph
             .replace_all(pat, |_: &fancy_regex::Captures<'_, str>| format!("({num})"));
         let built = set_regex(&format!("({inner})"), Begin::Word, true)?;
-        let c = compile(&built.py, pat)?;
+        let src = ReSrc::Py {
+            py: built.py.clone(),
+            pattern: pat.to_string(),
+        };
+        let re = lazy_re(src, ctx)?;
         return Ok(template(
             pat.to_string(),
             built,
-            c,
+            re,
             ValueKind::Epoch { long, grp: 2 },
             ctx,
         ));
@@ -668,14 +742,12 @@ pub(crate) fn epoch_template(
             true,
         )
     };
-    let re = regex::Regex::new(&rs).map_err(|e| DateError::Internal(e.to_string()))?;
+    let re = lazy_re(ReSrc::Plain(rs), ctx)?;
     Ok(Template {
         name,
         flags,
         weight: 1.0,
-        engine: Engine::Std(re),
-        date_groups: vec![1],
-        fields: Vec::new(),
+        re,
         value: ValueKind::Epoch { long, grp: 1 },
         start_is_g1,
         fast: FastKind::None,
@@ -699,14 +771,12 @@ pub(crate) fn tai64n_template(start: bool, ctx: &Ctx) -> Result<Template, DateEr
             0,
         )
     };
-    let re = regex::Regex::new(&rs).map_err(|e| DateError::Internal(e.to_string()))?;
+    let re = lazy_re(ReSrc::Plain(rs), ctx)?;
     Ok(Template {
         name,
         flags,
         weight: 1.0,
-        engine: Engine::Std(re),
-        date_groups: vec![1],
-        fields: Vec::new(),
+        re,
         value: ValueKind::Tai64n,
         start_is_g1: false,
         fast: FastKind::None,
@@ -782,6 +852,11 @@ pub(crate) fn default_templates(ctx: &Ctx) -> Result<Vec<Template>, DateError> {
 }
 
 fn build_default_templates(ctx: &Ctx) -> Result<Vec<Template>, DateError> {
+    // known-good: compiled when a line first needs them (see `LazyRe`)
+    let ctx = &Ctx {
+        lazy: true,
+        ..ctx.clone()
+    };
     let mut anchored = Vec::new();
     let mut plain = Vec::new();
     for (i, p) in DEFAULT_PATTERNS.iter().enumerate() {

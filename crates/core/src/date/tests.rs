@@ -568,3 +568,109 @@ fn sticky_year_boundary() {
         }
     }
 }
+
+/// Every built-in default template regex compiles (they are compiled lazily at run
+/// time, where a bad one would silently match nothing), for several `%ExY` variants.
+#[test]
+fn default_templates_compile() {
+    for year in [2005, 2025, 2026, 2099, 2400] {
+        let ctx = pattern::Ctx::new(year);
+        let list = pattern::default_templates(&ctx).unwrap();
+        assert_eq!(list.len(), 31);
+        for t in &list {
+            assert!(t.re.get().is_ok(), "{}: {:?}", t.name, t.re.get().err());
+        }
+    }
+}
+
+/// User datepatterns are still compiled (and their errors reported) at construction.
+#[test]
+fn custom_pattern_errors_at_construction() {
+    for dp in [
+        "%Y-%m-%d (unclosed",
+        r"^[^\[]*\[({DATE}) (",
+        "{^LN-BEG}%H:%M:%S[",
+        "{DEFAULT}\n%d)(",
+    ] {
+        let r = DateDetector::new(&DateConfig {
+            datepattern: Some(dp.into()),
+            default_tz: tz(),
+            now: NOW,
+        });
+        assert!(
+            matches!(r, Err(DateError::BadPattern { .. })),
+            "{dp}: {r:?}"
+        );
+    }
+    let d = det_new(Some("%Y-%m-%d %H:%M:%S"));
+    assert!(d.templates.iter().all(|t| t.re.is_compiled()));
+}
+
+/// The fast matchers' "cannot start" tests agree with the regexes they stand for.
+#[test]
+fn may_start_matches_regex_shape() {
+    let d = det(None);
+    let iso = format!("{:?}", d.templates[0].re);
+    let sys = format!("{:?}", d.templates[1].re);
+    assert_eq!(d.templates[0].fast, FastKind::Iso);
+    assert_eq!(d.templates[1].fast, FastKind::Syslog);
+    assert!(iso.contains(r#"py: "^(?:\\W{0,2})?((?P<Y>"#), "{iso}");
+    assert!(
+        sys.contains(r#"py: "(?iu)^(?:\\W{0,2})?((?:(?P<a>mon|"#),
+        "{sys}"
+    );
+}
+
+/// A syslog log compiles only the templates it needs: the ISO one is never
+/// compiled (its fast matcher rejects every line), nor any non-line-begin one.
+#[test]
+fn default_templates_compile_lazily() {
+    // a `now` no other test uses: its own `%ExY` variant, so its own cached list
+    let now = 13_700_000_000; // year 2404
+    let mut d = DateDetector::new(&DateConfig {
+        datepattern: None,
+        default_tz: tz(),
+        now,
+    })
+    .unwrap();
+    assert!(d.templates.iter().all(|t| !t.re.is_compiled()));
+    let lines = [
+        "Aug 14 11:59:59 host sshd[1234]: Failed password for root from 1.2.3.4",
+        "Aug 14 12:00:01 host sshd[1234]: Connection closed",
+        "Aug 15 00:00:01 host cron[1]: x",
+        "Aug 15 00:00:01.123 host cron[1]: fraction: regex",
+    ];
+    for l in lines {
+        assert!(d.detect(l).is_some_and(|h| h.has_time()), "{l}");
+    }
+    let compiled: Vec<&str> = d
+        .templates
+        .iter()
+        .filter(|t| t.re.is_compiled())
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        compiled,
+        ["{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\\.Microseconds)?(?: ExYear)?"]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn may_start_never_rejects_a_match(
+        pre in "(|[ \\[(<-]{1,3}|é|\\PC)", body in "\\PC{0,3}",
+        date in "(|2005-08-14 12:00:00|Sun Aug 14 12:00:00|aug 14 12:00:00|\u{212a}|\u{17f}|١٢|2005/08/14T12:00:00)",
+        rest in "\\PC{0,20}",
+    ) {
+        let line = format!("{pre}{body}{date}{rest}");
+        let mut d = det(None);
+        if !fast::iso_may_start(&line) {
+            prop_assert!(d.search_slow(0, &line).is_none(), "{:?}", line);
+        }
+        if !fast::syslog_may_start(&line) {
+            prop_assert!(d.search_slow(1, &line).is_none(), "{:?}", line);
+        }
+    }
+}
