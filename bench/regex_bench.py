@@ -51,9 +51,13 @@ filter = [
 
 
 def run_once(cmd):
-    """Run cmd (list), output discarded; return (wall seconds, peak RSS KiB, exit code)."""
+    """Run cmd (list), output read and dropped; return (wall s, peak RSS KiB, exit code)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Output goes through a pipe that is read to the end: with stdout on /dev/null GNU grep
+    # stops at the first match (it acts as if -q), which would not be a fair comparison.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    while proc.stdout.read(1 << 16):
+        pass
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)

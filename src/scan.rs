@@ -21,7 +21,7 @@ use banhammer_core::filter::{Failure, Filter, HostKind, ProcessOptions};
 
 /// Size of one unit of work. Big enough that per-chunk overhead vanishes, small enough
 /// that a few chunks in flight keep peak memory low.
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 512 << 10;
 /// Chunks in flight per worker (reading ahead plus results waiting for their turn).
 const IN_FLIGHT_PER_WORKER: usize = 2;
 
