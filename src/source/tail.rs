@@ -423,16 +423,8 @@ impl Tailer {
             }
 
             // 3. Read to the end.
-            match self.read_current(&mut budget, emit) {
-                ReadEnd::Stopped => {
-                    out.stopped = true;
-                    return out;
-                }
-                ReadEnd::Budget => {
-                    out.more = true;
-                    return out;
-                }
-                ReadEnd::Eof => {}
+            if let Some(done) = self.read_to_end(&mut budget, emit) {
+                return done;
             }
 
             // 4. Does the path still name this file?
@@ -470,16 +462,8 @@ impl Tailer {
                     return out;
                 }
             };
-            match self.read_current(&mut budget, emit) {
-                ReadEnd::Stopped => {
-                    out.stopped = true;
-                    return out;
-                }
-                ReadEnd::Budget => {
-                    out.more = true;
-                    return out;
-                }
-                ReadEnd::Eof => {}
+            if let Some(done) = self.read_to_end(&mut budget, emit) {
+                return done;
             }
             let (fp, file) = new;
             let old = self.current.replace(OpenFile::new(file, fp, 0, now));
@@ -501,6 +485,26 @@ impl Tailer {
                 }
             }
             // Loop: read the new file.
+        }
+    }
+
+    /// Read the current file to its end; `Some(outcome)` when the poll must return now
+    /// (the callback said stop, or the read budget ran out).
+    fn read_to_end(
+        &mut self,
+        budget: &mut usize,
+        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    ) -> Option<PollOutcome> {
+        match self.read_current(budget, emit) {
+            ReadEnd::Stopped => Some(PollOutcome {
+                more: false,
+                stopped: true,
+            }),
+            ReadEnd::Budget => Some(PollOutcome {
+                more: true,
+                stopped: false,
+            }),
+            ReadEnd::Eof => None,
         }
     }
 
