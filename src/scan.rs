@@ -6,8 +6,11 @@
 //! and [`ScanOptions`]; emits [`ScanStats`] and, through a callback, every failure in
 //! input order.
 //!
-//! Filters whose matching depends on earlier lines (`maxlines > 1`, multi-line failure
-//! ids) run on one worker in order; all others use every core. Lines are skipped before
+//! Filters whose matching depends on earlier lines through their line buffer
+//! (`maxlines > 1`) run on one worker in order. Single-line filters with multi-line failure
+//! ids split the work: workers do everything that depends on the line alone (date, regex
+//! searches) on their chunks, and the thread that puts chunks back in order merges each
+//! line into the mlfid cache. All others use every core. Lines are skipped before
 //! any regex runs when the filter's literal prefilter proves they cannot match.
 
 use std::collections::BTreeMap;
@@ -17,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::{Context, Result};
-use banhammer_core::filter::{Failure, Filter, HostKind, ProcessOptions};
+use banhammer_core::filter::{
+    Failure, Filter, FilterRunner, HostKind, LastDate, LineMatches, LineResult, ProcessOptions,
+};
 
 /// Size of one unit of work. Big enough that per-chunk overhead vanishes, small enough
 /// that a few chunks in flight keep peak memory low.
@@ -151,6 +156,10 @@ struct ChunkResult {
     end: u64,
     stats: ScanStats,
     failures: Vec<Failure>,
+    /// [`Mode::Split`]: each tested line's searches, to be merged in order.
+    matches: Vec<(LineRef, LineMatches)>,
+    /// [`Mode::Split`]: the last date the worker saw in the chunk.
+    last_date: Option<LastDate>,
 }
 
 /// Read the input into chunks that end at a line end and feed them to `send`. Buffers
@@ -231,9 +240,25 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Can chunks be processed independently (in parallel)?
-fn is_stateless(filter: &Filter) -> bool {
-    filter.maxlines() == 1 && !filter.uses_mlfid()
+/// How the lines of a filter may be spread over workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Chunks are independent: every worker runs whole lines.
+    Stateless,
+    /// Workers search lines ([`FilterRunner::match_line`]); the mlfid merge runs in order.
+    Split,
+    /// One worker runs whole lines in order (`maxlines > 1`).
+    Sequential,
+}
+
+fn mode(filter: &Filter) -> Mode {
+    if filter.maxlines() != 1 {
+        Mode::Sequential
+    } else if filter.uses_mlfid() {
+        Mode::Split
+    } else {
+        Mode::Stateless
+    }
 }
 
 /// Scan `input` through `filter`, calling `on_failure` for every failure in input order.
@@ -244,7 +269,8 @@ pub fn scan(
     mut on_failure: impl FnMut(&Failure) -> Result<()>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<ScanStats> {
-    let threads = if !is_stateless(filter) {
+    let mode = mode(filter);
+    let threads = if mode == Mode::Sequential {
         1
     } else if opts.threads > 0 {
         opts.threads
@@ -266,7 +292,7 @@ pub fn scan(
             let done_tx = done_tx.clone();
             let free_tx = free_tx.clone();
             s.spawn(move || {
-                let mut worker = Worker::new(filter, opts);
+                let mut worker = Worker::new(filter, opts, mode);
                 loop {
                     // The lock is held only to take the next chunk, never while working.
                     let next = match work_rx.lock() {
@@ -294,11 +320,19 @@ pub fn scan(
         // Put results back in input order.
         let mut next_seq = 0u64;
         let mut waiting: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+        let mut merger = Merger {
+            runner: filter.runner(),
+            process: process_options(opts),
+            dns_cache: std::collections::HashMap::new(),
+        };
         let mut failed: Option<anyhow::Error> = None;
         for result in done_rx.iter() {
             waiting.insert(result.seq, result);
-            while let Some(r) = waiting.remove(&next_seq) {
+            while let Some(mut r) = waiting.remove(&next_seq) {
                 next_seq += 1;
+                if mode == Mode::Split {
+                    merger.merge(&mut r, opts);
+                }
                 if failed.is_none() {
                     for f in &r.failures {
                         if let Err(e) = on_failure(f) {
@@ -331,8 +365,9 @@ pub fn scan(
 /// Per-thread state: a filter runner (its date detector and multi-line state).
 struct Worker<'f> {
     filter: &'f Filter,
-    runner: banhammer_core::filter::FilterRunner<'f>,
+    runner: FilterRunner<'f>,
     opts: &'f ScanOptions,
+    mode: Mode,
     process: ProcessOptions,
     /// Only when failures alone are wanted may whole stretches of input be skipped
     /// between prefilter hits; the report needs every line (date hits, prefregex
@@ -343,7 +378,7 @@ struct Worker<'f> {
 }
 
 impl<'f> Worker<'f> {
-    fn new(filter: &'f Filter, opts: &'f ScanOptions) -> Self {
+    fn new(filter: &'f Filter, opts: &'f ScanOptions, mode: Mode) -> Self {
         // fail2ban checks ignoreregex on every line first when there are fewer
         // ignoreregexes than failregexes - 2; skipping lines is still sound then, since
         // only failures are reported and an ignored line yields none.
@@ -356,10 +391,8 @@ impl<'f> Worker<'f> {
             filter,
             runner: filter.runner(),
             opts,
-            process: ProcessOptions {
-                check_all: opts.check_all,
-                now: opts.now,
-            },
+            mode,
+            process: process_options(opts),
             skip_with,
             dns_cache: std::collections::HashMap::new(),
         }
@@ -369,6 +402,12 @@ impl<'f> Worker<'f> {
     fn process(&mut self, chunk: Chunk) -> (ChunkResult, Vec<u8>) {
         let mut stats = ScanStats::new(self.filter);
         let mut failures = Vec::new();
+        let mut matches = Vec::new();
+        let split = self.mode == Mode::Split;
+        if split {
+            // the dates of other chunks are the merger's business
+            self.runner.take_last_date();
+        }
         let bytes = &chunk.bytes;
         // Validate the whole chunk once: in the usual all-UTF-8 case lines are then sliced
         // without checking each one again (lossy decoding only for chunks that need it).
@@ -406,48 +445,15 @@ impl<'f> Worker<'f> {
                 None => String::from_utf8_lossy(raw),
             };
             stats.tested += 1;
+            if split {
+                matches.push((line_ref, self.runner.match_line(&text, &self.process)));
+                continue;
+            }
             let mut r = self.runner.process_line(&text, &self.process);
             if self.opts.resolve_dns {
-                self.resolve_names(&mut r);
+                resolve_names(&mut self.dns_cache, &mut r);
             }
-            if let Some(hit) = r.date {
-                if let Some(n) = stats.date_hits.get_mut(hit.template) {
-                    *n += 1;
-                }
-            }
-            if r.prefregex_matched {
-                stats.prefregex_matched += 1;
-            }
-            for &i in &r.failregex_hits {
-                stats.failregex_hits[i] += 1;
-            }
-            for &i in &r.ignore_hits {
-                stats.ignore_hits[i] += 1;
-            }
-            let (kind, keep, list) = if r.ignored {
-                (
-                    &mut stats.ignored,
-                    self.opts.keep_ignored,
-                    &mut stats.ignored_lines,
-                )
-            } else if !r.failures.is_empty() || r.pending > 0 {
-                failures.extend(r.failures);
-                (
-                    &mut stats.matched,
-                    self.opts.keep_matched,
-                    &mut stats.matched_lines,
-                )
-            } else {
-                (
-                    &mut stats.missed,
-                    self.opts.keep_missed,
-                    &mut stats.missed_lines,
-                )
-            };
-            *kind += 1;
-            if keep.wants(*kind) {
-                list.push(line_ref);
-            }
+            account(&mut stats, &mut failures, r, line_ref, self.opts);
         }
         let end = chunk.offset + bytes.len() as u64;
         (
@@ -456,47 +462,129 @@ impl<'f> Worker<'f> {
                 end,
                 stats,
                 failures,
+                matches,
+                last_date: if split {
+                    self.runner.take_last_date()
+                } else {
+                    None
+                },
             },
             chunk.bytes,
         )
     }
+}
 
-    /// Replace failures whose host is a DNS name by one failure per resolved address; a
-    /// name that resolves to nothing yields no failure and no regex hit (fail2ban's
-    /// `textToIp` returning an empty list).
-    fn resolve_names(&mut self, r: &mut banhammer_core::filter::LineResult) {
-        if !r.failures.iter().any(|f| f.kind == HostKind::Dns) {
-            return;
+/// Replace failures whose host is a DNS name by one failure per resolved address; a
+/// name that resolves to nothing yields no failure and no regex hit (fail2ban's
+/// `textToIp` returning an empty list).
+fn resolve_names(
+    dns_cache: &mut std::collections::HashMap<String, Vec<String>>,
+    r: &mut LineResult,
+) {
+    if !r.failures.iter().any(|f| f.kind == HostKind::Dns) {
+        return;
+    }
+    let mut out = Vec::with_capacity(r.failures.len());
+    for f in std::mem::take(&mut r.failures) {
+        if f.kind != HostKind::Dns {
+            out.push(f);
+            continue;
         }
-        let mut out = Vec::with_capacity(r.failures.len());
-        for f in std::mem::take(&mut r.failures) {
-            if f.kind != HostKind::Dns {
-                out.push(f);
-                continue;
+        let ips = dns_cache
+            .entry(f.fid.clone())
+            .or_insert_with(|| crate::dns::resolve_all(&f.fid))
+            .clone();
+        if ips.is_empty() {
+            if let Some(i) = r.failregex_hits.iter().position(|&h| h == f.failregex) {
+                r.failregex_hits.remove(i);
             }
-            let ips = self
-                .dns_cache
-                .entry(f.fid.clone())
-                .or_insert_with(|| crate::dns::resolve_all(&f.fid))
-                .clone();
-            if ips.is_empty() {
-                if let Some(i) = r.failregex_hits.iter().position(|&h| h == f.failregex) {
-                    r.failregex_hits.remove(i);
-                }
-                continue;
-            }
-            for ip in ips {
-                let mut g = f.clone();
-                g.kind = if ip.contains(':') {
-                    HostKind::Ip6
-                } else {
-                    HostKind::Ip4
-                };
-                g.fid = ip;
-                out.push(g);
-            }
+            continue;
         }
-        r.failures = out;
+        for ip in ips {
+            let mut g = f.clone();
+            g.kind = if ip.contains(':') {
+                HostKind::Ip6
+            } else {
+                HostKind::Ip4
+            };
+            g.fid = ip;
+            out.push(g);
+        }
+    }
+    r.failures = out;
+}
+
+/// Count one line's result into `stats` and keep its failures.
+fn account(
+    stats: &mut ScanStats,
+    failures: &mut Vec<Failure>,
+    r: LineResult,
+    line_ref: LineRef,
+    opts: &ScanOptions,
+) {
+    if let Some(hit) = r.date {
+        if let Some(n) = stats.date_hits.get_mut(hit.template) {
+            *n += 1;
+        }
+    }
+    if r.prefregex_matched {
+        stats.prefregex_matched += 1;
+    }
+    for &i in &r.failregex_hits {
+        stats.failregex_hits[i] += 1;
+    }
+    for &i in &r.ignore_hits {
+        stats.ignore_hits[i] += 1;
+    }
+    let (kind, keep, list) = if r.ignored {
+        (
+            &mut stats.ignored,
+            opts.keep_ignored,
+            &mut stats.ignored_lines,
+        )
+    } else if !r.failures.is_empty() || r.pending > 0 {
+        failures.extend(r.failures);
+        (
+            &mut stats.matched,
+            opts.keep_matched,
+            &mut stats.matched_lines,
+        )
+    } else {
+        (&mut stats.missed, opts.keep_missed, &mut stats.missed_lines)
+    };
+    *kind += 1;
+    if keep.wants(*kind) {
+        list.push(line_ref);
+    }
+}
+
+fn process_options(opts: &ScanOptions) -> ProcessOptions {
+    ProcessOptions {
+        check_all: opts.check_all,
+        now: opts.now,
+    }
+}
+
+/// [`Mode::Split`]: the runner holding the cross-line state, fed chunks in input order.
+struct Merger<'f> {
+    runner: FilterRunner<'f>,
+    process: ProcessOptions,
+    dns_cache: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl Merger<'_> {
+    /// Turn a chunk's searched lines into its statistics and failures.
+    fn merge(&mut self, r: &mut ChunkResult, opts: &ScanOptions) {
+        for (line_ref, m) in std::mem::take(&mut r.matches) {
+            let mut lr = self.runner.merge(m, &self.process);
+            if opts.resolve_dns {
+                resolve_names(&mut self.dns_cache, &mut lr);
+            }
+            account(&mut r.stats, &mut r.failures, lr, line_ref, opts);
+        }
+        if let Some(d) = r.last_date.take() {
+            self.runner.set_last_date(d);
+        }
     }
 }
 

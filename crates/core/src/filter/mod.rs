@@ -12,7 +12,9 @@ mod prefilter;
 mod runner;
 
 pub use prefilter::Prefilter;
-pub use runner::{Failure, FilterRunner, GroupValue, HostKind, LineResult, ProcessOptions};
+pub use runner::{
+    Failure, FilterRunner, GroupValue, HostKind, LastDate, LineMatches, LineResult, ProcessOptions,
+};
 
 use crate::date::{DateConfig, DateDetector, DateError};
 use crate::failtags;

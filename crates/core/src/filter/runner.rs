@@ -116,6 +116,34 @@ pub struct LineResult {
     pub pending: usize,
 }
 
+/// A line's order-independent results (see [`FilterRunner::match_line`]).
+#[derive(Debug)]
+pub struct LineMatches(Matches);
+
+#[derive(Debug)]
+enum Matches {
+    /// A dated line: searched, waiting for the mlfid merge.
+    Ready {
+        res: LineResult,
+        time: f64,
+        hits: Vec<FailHit>,
+    },
+    /// A line without a usable date, processed entirely at the merge: the date hit and the
+    /// last date seen before it by the matching runner, if any.
+    Deferred {
+        line: String,
+        hit: Option<DateHit>,
+        last: Option<LastDate>,
+    },
+}
+
+/// The last date a runner saw and its text (for lines without a date).
+#[derive(Debug, Clone)]
+pub struct LastDate {
+    time: f64,
+    text: String,
+}
+
 /// One buffered line: full text and the cut-out date span (`before+date+after`).
 #[derive(Debug, Clone)]
 pub(super) struct TupleLine {
@@ -291,7 +319,7 @@ impl Hit {
 }
 
 /// Storage reused from line to line so that the hot path does not allocate: taken out of the
-/// runner for the duration of one line (see [`FilterRunner::match_line`]).
+/// runner for the duration of one line (see [`FilterRunner::match_buffer`]).
 #[derive(Default)]
 struct Scratch {
     /// The match buffer (fail2ban's `_tupleLinesBuf` of the current line buffer).
@@ -354,8 +382,18 @@ impl<'f> FilterRunner<'f> {
             self.date.set_now(now_s);
             self.date_now = Some(now_s);
         }
-        let mut res = LineResult::default();
         let hit = self.date.detect(line);
+        self.process_detected(line, hit, opts)
+    }
+
+    /// `process_line` once the date detector has looked at the line.
+    fn process_detected(
+        &mut self,
+        line: &str,
+        hit: Option<DateHit>,
+        opts: &ProcessOptions,
+    ) -> LineResult {
+        let mut res = LineResult::default();
         let recent = self.last_date.filter(|d| *d > opts.now - LAST_DATE_MAX_AGE);
         // (start, end) of the cut-out date; `with_last` = use ("", last date text, line)
         let (mut ds, mut de, mut with_last) = (0, 0, false);
@@ -406,20 +444,131 @@ impl<'f> FilterRunner<'f> {
             ds = 0;
             de = 0;
         }
-        self.match_line(line, ds, de, with_last, date, opts, res)
+        self.match_buffer(line, ds, de, with_last, date, opts, res)
+    }
+
+    /// The part of [`Self::process_line`] that depends on the line alone (date detection,
+    /// prefregex, failregex and ignoreregex searches), for filters with `maxlines == 1`:
+    /// its result goes through [`Self::merge`], in input order, on the runner that holds
+    /// the cross-line state (the mlfid cache). `process_line(l)` is `merge(match_line(l))`
+    /// on one runner. A line without a usable date depends on the last date seen: it is
+    /// kept whole, with the last date this runner saw (see [`Self::take_last_date`]), and
+    /// processed entirely by `merge`.
+    pub fn match_line(&mut self, line: &str, opts: &ProcessOptions) -> LineMatches {
+        debug_assert!(self.filter.maxlines <= 1);
+        let line = line.trim_end_matches(['\r', '\n']);
+        let now_s = opts.now as i64;
+        if self.date_now != Some(now_s) {
+            self.date.set_now(now_s);
+            self.date_now = Some(now_s);
+        }
+        let hit = self.date.detect(line);
+        let h = match hit {
+            Some(h) if h.start < h.end && valid_span(line, h.start, h.end) && h.has_time() => h,
+            _ => {
+                return LineMatches(Matches::Deferred {
+                    line: line.to_string(),
+                    hit,
+                    last: self.last_date.map(|time| LastDate {
+                        time,
+                        text: self.last_time_text.clone(),
+                    }),
+                })
+            }
+        };
+        let (ds, de) = (h.start, h.end);
+        self.last_time_text.clear();
+        self.last_time_text.push_str(&line[ds..de]);
+        self.last_date = Some(h.time);
+        let mut res = LineResult {
+            date: Some(h),
+            ..LineResult::default()
+        };
+        let mut hits = Vec::new();
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.buf.clear();
+        sc.buf.push_str(&line[..ds]);
+        sc.buf.push_str(&line[de..]);
+        sc.buf.push('\n');
+        if self.may_match(&sc.buf, &mut res) {
+            let mut org = std::mem::take(&mut sc.single);
+            org.truncate(1);
+            if org.is_empty() {
+                org.push(TupleLine {
+                    text: String::new(),
+                    ds: 0,
+                    de: 0,
+                });
+            }
+            org[0].set("", line, ds, de);
+            search_failures(
+                self.filter,
+                &org,
+                &mut sc,
+                opts.check_all,
+                &mut res,
+                &mut hits,
+            );
+            sc.single = org;
+        }
+        self.scratch = sc;
+        LineMatches(Matches::Ready {
+            res,
+            time: h.time,
+            hits,
+        })
+    }
+
+    /// The order-dependent rest of a line's processing (see [`Self::match_line`]).
+    pub fn merge(&mut self, m: LineMatches, opts: &ProcessOptions) -> LineResult {
+        match m.0 {
+            Matches::Ready {
+                mut res,
+                time,
+                hits,
+            } => {
+                if !hits.is_empty() {
+                    self.apply_hits(hits, time, opts, &mut res);
+                }
+                res
+            }
+            Matches::Deferred { line, hit, last } => {
+                if let Some(l) = last {
+                    self.set_last_date(l);
+                }
+                self.process_detected(&line, hit, opts)
+            }
+        }
+    }
+
+    /// Take (and forget) the last date this runner saw: a runner fed a stretch of the input
+    /// by [`Self::match_line`] starts afresh, and its last date at the end goes to the
+    /// merging runner ([`Self::set_last_date`]) before the next stretch is merged.
+    pub fn take_last_date(&mut self) -> Option<LastDate> {
+        let time = self.last_date.take()?;
+        Some(LastDate {
+            time,
+            text: std::mem::take(&mut self.last_time_text),
+        })
+    }
+
+    /// Make `d` the last date seen (see [`Self::take_last_date`]).
+    pub fn set_last_date(&mut self, d: LastDate) {
+        self.last_date = Some(d.time);
+        self.last_time_text = d.text;
     }
 
     /// Process one line whose time is already known (a journal entry: fail2ban's
     /// `processLine(("", date, line), time)`): no date is detected or cut.
     pub fn process_line_at(&mut self, line: &str, time: f64, opts: &ProcessOptions) -> LineResult {
         let line = line.trim_end_matches(['\r', '\n']);
-        self.match_line(line, 0, 0, false, Some(time), opts, LineResult::default())
+        self.match_buffer(line, 0, 0, false, Some(time), opts, LineResult::default())
     }
 
     /// The matching half of `process_line`: `line[ds..de]` is the date text to cut out
     /// (or, with `with_last`, the last date text stands in front of the line).
     #[allow(clippy::too_many_arguments)]
-    fn match_line(
+    fn match_buffer(
         &mut self,
         line: &str,
         ds: usize,
@@ -517,91 +666,44 @@ impl<'f> FilterRunner<'f> {
         opts: &ProcessOptions,
         res: &mut LineResult,
     ) -> Option<Vec<TupleLine>> {
+        let mut hits = Vec::new();
+        let rest = search_failures(self.filter, org, sc, opts.check_all, res, &mut hits);
+        self.apply_hits(hits, time, opts, res);
+        rest
+    }
+
+    /// The order-dependent half of `findFailure`: the mlfid cache merge and the failures
+    /// built from the failregex hits that [`search_failures`] found.
+    fn apply_hits(
+        &mut self,
+        hits: Vec<FailHit>,
+        time: f64,
+        opts: &ProcessOptions,
+        res: &mut LineResult,
+    ) {
         let f = self.filter;
-        let multi = f.maxlines > 1;
         let check_all = opts.check_all;
-        let Scratch {
-            buf,
-            spans,
-            pref: pref_cache,
-            fail: fail_caches,
-            ..
-        } = sc;
-        // fail2ban's `__lineBuffer`, and whether `buf` still renders it (Python sets the
-        // buffer text to None and renders it again when needed)
-        let mut line_buffer: Cow<'_, [TupleLine]> = Cow::Borrowed(org);
-        let mut rendered = true;
-
-        if upfront_ignore(f) && ignore_line(f, buf, None, org, check_all, &mut line_buffer, res) {
-            return finish(line_buffer);
-        }
-
-        let mut pre_groups: BTreeMap<String, GroupValue> = BTreeMap::new();
-        if let Some(p) = &f.prefregex {
-            let Some(_hit) = search(p, buf, org, pref_cache, spans) else {
-                return finish(line_buffer);
-            };
-            res.prefregex_matched = true;
-            pre_groups = groups(p, buf, spans);
-            if let Some(GroupValue::Str(c)) = pre_groups.remove("content") {
-                if !c.is_empty() {
-                    line_buffer = Cow::Owned(vec![TupleLine {
-                        text: c,
-                        ds: 0,
-                        de: 0,
-                    }]);
-                    rendered = false;
-                }
-            }
-        }
-
-        for ((idx, rx), cache) in f.failregex.iter().enumerate().zip(fail_caches.iter_mut()) {
-            if !rendered {
-                render_into(&line_buffer, buf);
-                rendered = true;
-            }
-            let Some(hit) = search(rx, buf, org, cache, spans) else {
-                continue;
-            };
-            let mut fail = FailData {
-                groups: groups(rx, buf, spans),
-                ..FailData::default()
-            };
-            if !f.ignoreregex.is_empty()
-                && ignore_line(f, buf, Some(&hit), org, check_all, &mut line_buffer, res)
-            {
-                rendered = false;
-                if !check_all {
-                    break;
-                }
-                continue;
-            }
-            if !check_all || multi {
-                line_buffer = Cow::Owned(hit.unmatched());
-                rendered = false;
-            }
-            if !pre_groups.is_empty() {
-                let mut merged = pre_groups.clone();
-                merged.extend(std::mem::take(&mut fail.groups));
-                fail.groups = merged;
-            }
+        for FailHit {
+            idx,
+            mut fail,
+            matched,
+        } in hits
+        {
             let mlfid = fail.str("mlfid").map(str::to_string);
             // the mlfid whose cache entry is (in Python) the very dict `fail`: every path below
             // writes `fail` back to it once it is final
             let mut alias: Option<&str> = None;
             if let Some(m) = &mlfid {
-                let (merged, aliased) =
-                    self.merge_failure(m, fail, hit.matched_texts(org), opts.now);
+                let (merged, aliased) = self.merge_failure(m, fail, matched, opts.now);
                 fail = merged;
                 alias = aliased.then_some(m.as_str());
                 if fail.truthy("nofail") && !check_all {
                     if let Some(a) = alias {
                         self.cache.update(a, &fail);
                     }
-                    return finish(line_buffer);
+                    return;
                 }
             } else {
-                let matched = hit.matched_texts(org);
                 fail.matches = Some(match fail.matches.take() {
                     Some(mut m) if !m.is_empty() => {
                         m.extend(matched);
@@ -646,7 +748,7 @@ impl<'f> FilterRunner<'f> {
                     self.cache.update(a, &fail);
                 }
                 if !check_all {
-                    return finish(line_buffer);
+                    return;
                 }
                 res.failregex_hits.push(idx);
                 res.pending += 1;
@@ -685,7 +787,6 @@ impl<'f> FilterRunner<'f> {
                 break;
             }
         }
-        finish(line_buffer)
     }
 
     /// fail2ban `_mergeFailure`. Returns the merged data and whether it is (in Python) the very
@@ -789,6 +890,113 @@ fn finish(line_buffer: Cow<'_, [TupleLine]>) -> Option<Vec<TupleLine>> {
         Cow::Borrowed(_) => None,
         Cow::Owned(v) => Some(v),
     }
+}
+
+/// One failregex hit found by [`search_failures`], waiting for [`FilterRunner::apply_hits`].
+#[derive(Debug)]
+struct FailHit {
+    idx: usize,
+    fail: FailData,
+    matched: Vec<String>,
+}
+
+/// The order-independent half of fail2ban's `findFailure` on the buffer `org` (rendered in
+/// `sc.buf`): prefregex, failregex searches and ignoreregexes, which depend on the buffer
+/// alone. Records prefregex and ignoreregex results in `res` and the failregex hits, in
+/// order, in `hits`; stops where `findFailure` stops whatever the merge does. Returns the
+/// new line buffer when it is no longer `org`.
+fn search_failures(
+    f: &Filter,
+    org: &[TupleLine],
+    sc: &mut Scratch,
+    check_all: bool,
+    res: &mut LineResult,
+    hits: &mut Vec<FailHit>,
+) -> Option<Vec<TupleLine>> {
+    let multi = f.maxlines > 1;
+    let Scratch {
+        buf,
+        spans,
+        pref: pref_cache,
+        fail: fail_caches,
+        ..
+    } = sc;
+    // fail2ban's `__lineBuffer`, and whether `buf` still renders it (Python sets the
+    // buffer text to None and renders it again when needed)
+    let mut line_buffer: Cow<'_, [TupleLine]> = Cow::Borrowed(org);
+    let mut rendered = true;
+
+    if upfront_ignore(f) && ignore_line(f, buf, None, org, check_all, &mut line_buffer, res) {
+        return finish(line_buffer);
+    }
+
+    let mut pre_groups: BTreeMap<String, GroupValue> = BTreeMap::new();
+    if let Some(p) = &f.prefregex {
+        let Some(_hit) = search(p, buf, org, pref_cache, spans) else {
+            return finish(line_buffer);
+        };
+        res.prefregex_matched = true;
+        pre_groups = groups(p, buf, spans);
+        if let Some(GroupValue::Str(c)) = pre_groups.remove("content") {
+            if !c.is_empty() {
+                line_buffer = Cow::Owned(vec![TupleLine {
+                    text: c,
+                    ds: 0,
+                    de: 0,
+                }]);
+                rendered = false;
+            }
+        }
+    }
+
+    for ((idx, rx), cache) in f.failregex.iter().enumerate().zip(fail_caches.iter_mut()) {
+        if !rendered {
+            render_into(&line_buffer, buf);
+            rendered = true;
+        }
+        let Some(hit) = search(rx, buf, org, cache, spans) else {
+            continue;
+        };
+        let mut fail = FailData {
+            groups: groups(rx, buf, spans),
+            ..FailData::default()
+        };
+        if !f.ignoreregex.is_empty()
+            && ignore_line(f, buf, Some(&hit), org, check_all, &mut line_buffer, res)
+        {
+            rendered = false;
+            if !check_all {
+                break;
+            }
+            continue;
+        }
+        if !check_all || multi {
+            line_buffer = Cow::Owned(hit.unmatched());
+            rendered = false;
+        }
+        if !pre_groups.is_empty() {
+            let mut merged = pre_groups.clone();
+            merged.extend(std::mem::take(&mut fail.groups));
+            fail.groups = merged;
+        }
+        // `findFailure` goes on past this hit (with `check_all` off) only when it yields
+        // nothing for want of a host or id, which the merge cannot change without an mlfid
+        let goes_on = check_all
+            || (fail.str("mlfid").is_none()
+                && fail.str("fid").is_none()
+                && fail.str("ip4").is_none()
+                && fail.str("ip6").is_none()
+                && fail.str("dns").is_none());
+        hits.push(FailHit {
+            idx,
+            fail,
+            matched: hit.matched_texts(org),
+        });
+        if !goes_on {
+            break;
+        }
+    }
+    finish(line_buffer)
 }
 
 /// fail2ban checks ignoreregex up front only when there are few of them.

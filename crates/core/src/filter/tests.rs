@@ -373,3 +373,61 @@ proptest::proptest! {
         }
     }
 }
+
+/// `match_line` on per-chunk runners plus `merge` in order gives `process_line`'s results,
+/// lines without a date (which reuse the last date) included.
+#[test]
+fn split_matching_agrees_with_process_line() {
+    let mut c = cfg(&[
+        r"^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>",
+        r"^Failed password for <F-USER>\S+</F-USER>",
+        r"^Failed password for <F-USER>\S+</F-USER> from <HOST>",
+        r"^<F-MLFFORGET>Disconnected</F-MLFFORGET>",
+    ]);
+    c.prefregex = Some(r"^<F-MLFID>\[\d+\]</F-MLFID> <F-CONTENT>.+</F-CONTENT>$".into());
+    let f = Filter::new(&c).unwrap();
+    let bodies = [
+        "[1] Connection from 192.0.2.5",
+        "[1] Failed password for root",
+        "[2] Failed password for x",
+        "[1] Failed password for admin from 192.0.2.9",
+        "[2] Connection from 192.0.2.6",
+        "[1] Disconnected",
+        "[3] Failed password for y from 192.0.2.7",
+        "nothing",
+    ];
+    let mut lines = Vec::new();
+    for i in 0..60 {
+        let body = bodies[(i * 7) % bodies.len()];
+        lines.push(match i % 5 {
+            0 | 3 => body.to_string(),
+            _ => format!("Aug 14 09:59:{i:02} {body}"),
+        });
+    }
+    for check_all in [true, false] {
+        let o = opts(check_all);
+        let mut whole = f.runner();
+        let want: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{:?}", whole.process_line(l, &o)))
+            .collect();
+        for chunk in [1, 2, 3, 7] {
+            let mut workers = [f.runner(), f.runner()];
+            let mut merger = f.runner();
+            let mut got = Vec::new();
+            for (n, part) in lines.chunks(chunk).enumerate() {
+                let w = &mut workers[n % 2];
+                w.take_last_date();
+                let ms: Vec<_> = part.iter().map(|l| w.match_line(l, &o)).collect();
+                let last = w.take_last_date();
+                for m in ms {
+                    got.push(format!("{:?}", merger.merge(m, &o)));
+                }
+                if let Some(d) = last {
+                    merger.set_last_date(d);
+                }
+            }
+            assert_eq!(got, want, "check_all={check_all} chunk={chunk}");
+        }
+    }
+}
