@@ -892,9 +892,13 @@ fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
 /// the engine could take through `P` ends at `m`. Leftmost-first picks the highest-priority path,
 /// ordering paths by their choices in `P` first, then in `L·R`; since `P` has no groups and
 /// whichever `P` path is picked ends at `m`, the `L·R` part is the highest-priority `L·R` match
-/// starting at `m` — the leftmost-first match of `rest` searched from `m` (lookarounds still see
-/// the whole line). Groups 1.. of `rest` are those of the full pattern (same order and names,
-/// `P` has none), group 0 is `[s, e)`. When `L` occurs twice or not at all in `[s, e)`, or the
+/// starting at `m` — the match of `rest` anchored at `m`. `rest` is compiled as `\A·L·R` and run on
+/// the line's tail from `m` (offsets shifted back by `m`): anchored, the engine needs no
+/// prefilter and no reverse DFA pass to find where the match starts. Cutting the line at `m`
+/// changes no assertion: `L` is non-empty and comes first, so every assertion of `R` sits at or
+/// after `m + |L|` and looks back into `L` at most, and the tail ends where the line does.
+/// Groups 1.. of `rest` are those of the full pattern (same order and names, `P` has none),
+/// group 0 is `[s, e)`. When `L` occurs twice or not at all in `[s, e)`, or the
 /// `rest` match is not `[m, e)` (both impossible by the above, checked anyway), the full capture
 /// search runs instead.
 ///
@@ -903,9 +907,9 @@ fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
 struct Split {
     /// `L`, the leading literal of `rest`.
     lit: memchr::memmem::Finder<'static>,
-    /// `L·R`, parsed.
+    /// `\A·L·R`, parsed.
     rest_hir: regex_syntax::hir::Hir,
-    /// `L·R` compiled (`None`: it does not compile to the full pattern's groups).
+    /// `\A·L·R` compiled (`None`: it does not compile to the full pattern's groups).
     rest: std::sync::OnceLock<Option<regex::Regex>>,
     /// ASCII twin of `rest` (see [`ascii_twin`]), used when the full pattern's twin is.
     rest_ascii: std::sync::OnceLock<Option<regex::Regex>>,
@@ -936,7 +940,11 @@ fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
     }
     Some(Split {
         lit: memchr::memmem::Finder::new(&lit.0).into_owned(),
-        rest_hir: Hir::concat(subs.get(at..)?.to_vec()),
+        rest_hir: Hir::concat(
+            std::iter::once(Hir::look(regex_syntax::hir::Look::Start))
+                .chain(subs.get(at..)?.iter().cloned())
+                .collect(),
+        ),
         rest: std::sync::OnceLock::new(),
         rest_ascii: std::sync::OnceLock::new(),
     })
@@ -1179,13 +1187,18 @@ fn split_captures(
     let Some(rest) = rest else {
         return false;
     };
+    let Some(tail) = hay.get(at..) else {
+        return false;
+    };
     let locs = locations(slot, rest);
-    match rest.captures_read_at(locs, hay, at) {
-        Some(m) if m.start() == at && m.end() == e => {}
+    match rest.captures_read(locs, tail) {
+        Some(m) if m.start() == 0 && at + m.end() == e => {}
         _ => return false,
     }
     spans.spans.push(Some(whole));
-    spans.spans.extend((1..locs.len()).map(|i| locs.get(i)));
+    spans
+        .spans
+        .extend((1..locs.len()).map(|i| locs.get(i).map(|(a, b)| (at + a, at + b))));
     true
 }
 
