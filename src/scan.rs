@@ -29,6 +29,10 @@ use banhammer_core::filter::{
 const CHUNK_BYTES: usize = 512 << 10;
 /// Chunks in flight per worker (reading ahead plus results waiting for their turn).
 const IN_FLIGHT_PER_WORKER: usize = 2;
+/// Chunk size in [`Mode::Split`]: its chunks come back as one match record per line
+/// (captured groups included), several times the chunk's own size, so smaller chunks
+/// keep the records in flight within the memory bound.
+const SPLIT_CHUNK_BYTES: usize = 128 << 10;
 
 /// What to scan.
 pub enum Input {
@@ -167,6 +171,7 @@ struct ChunkResult {
 /// neither allocates nor zeroes a buffer per chunk.
 fn read_chunks(
     input: &Input,
+    chunk_bytes: usize,
     mut fresh: impl FnMut() -> Vec<u8>,
     mut send: impl FnMut(Chunk) -> bool,
 ) -> Result<()> {
@@ -192,7 +197,7 @@ fn read_chunks(
         carry.clear();
         // read_to_end fills spare capacity without zeroing it first.
         let n = (&mut file)
-            .take(CHUNK_BYTES as u64)
+            .take(chunk_bytes as u64)
             .read_to_end(&mut buf)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if buf.is_empty() {
@@ -270,6 +275,11 @@ pub fn scan(
     mut on_progress: impl FnMut(u64),
 ) -> Result<ScanStats> {
     let mode = mode(filter);
+    let chunk_bytes = if mode == Mode::Split {
+        SPLIT_CHUNK_BYTES
+    } else {
+        CHUNK_BYTES
+    };
     let threads = if mode == Mode::Sequential {
         1
     } else if opts.threads > 0 {
@@ -313,9 +323,10 @@ pub fn scan(
         let fresh = move || {
             free_rx
                 .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + (64 << 10)))
+                .unwrap_or_else(|_| Vec::with_capacity(chunk_bytes + (64 << 10)))
         };
-        let reader = s.spawn(move || read_chunks(input, fresh, |c| work_tx.send(c).is_ok()));
+        let reader =
+            s.spawn(move || read_chunks(input, chunk_bytes, fresh, |c| work_tx.send(c).is_ok()));
 
         // Put results back in input order.
         let mut next_seq = 0u64;
@@ -665,7 +676,7 @@ mod tests {
         std::fs::write(&path, &text)?;
         let mut rebuilt = Vec::new();
         let mut offsets = Vec::new();
-        read_chunks(&Input::File(path), Vec::new, |c| {
+        read_chunks(&Input::File(path), CHUNK_BYTES, Vec::new, |c| {
             assert!(c.bytes.ends_with(b"\n") || c.bytes.ends_with(b"newline"));
             offsets.push((c.offset, c.bytes.len()));
             rebuilt.extend_from_slice(&c.bytes);
