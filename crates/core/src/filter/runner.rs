@@ -334,6 +334,23 @@ struct Scratch {
     fail: Vec<CaptureCache>,
 }
 
+impl Scratch {
+    /// The reusable one-line buffer, holding exactly one line slot (to be `set`, then
+    /// given back through `single`).
+    fn take_single(&mut self) -> Vec<TupleLine> {
+        let mut org = std::mem::take(&mut self.single);
+        org.truncate(1);
+        if org.is_empty() {
+            org.push(TupleLine {
+                text: String::new(),
+                ds: 0,
+                de: 0,
+            });
+        }
+        org
+    }
+}
+
 /// Per-source state of a [`Filter`].
 pub struct FilterRunner<'f> {
     filter: &'f Filter,
@@ -491,15 +508,7 @@ impl<'f> FilterRunner<'f> {
         sc.buf.push_str(&line[de..]);
         sc.buf.push('\n');
         if self.may_match(&sc.buf, &mut res) {
-            let mut org = std::mem::take(&mut sc.single);
-            org.truncate(1);
-            if org.is_empty() {
-                org.push(TupleLine {
-                    text: String::new(),
-                    ds: 0,
-                    de: 0,
-                });
-            }
+            let mut org = sc.take_single();
             org[0].set("", line, ds, de);
             search_failures(
                 self.filter,
@@ -589,15 +598,7 @@ impl<'f> FilterRunner<'f> {
         if f.maxlines <= 1 {
             if self.may_match(&sc.buf, &mut res) {
                 // `sc.buf` is the rendering of this one-line buffer already
-                let mut org = std::mem::take(&mut sc.single);
-                org.truncate(1);
-                if org.is_empty() {
-                    org.push(TupleLine {
-                        text: String::new(),
-                        ds: 0,
-                        de: 0,
-                    });
-                }
+                let mut org = sc.take_single();
                 if with_last {
                     org[0].set(&self.last_time_text, line, 0, self.last_time_text.len());
                 } else {
