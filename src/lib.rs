@@ -6,9 +6,12 @@
 
 pub mod action;
 pub mod cli;
+pub mod control;
+pub mod daemon;
 pub mod dns;
 pub mod embedded;
 pub mod filterload;
+pub mod logging;
 pub mod pyfmt;
 pub mod samples;
 pub mod scan;

@@ -12,6 +12,7 @@ const EXIT_ERROR: u8 = 255;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cli::run::run(args),
         Command::Regex(args) => cli::regex::run(args),
         Command::Config(cmd) => cli::config::run(cmd),
     };

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod regex;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground: tail logs, ban, persist, answer the control socket.
+    Run(run::RunArgs),
     /// Test a filter (or a regex) against a log, like fail2ban-regex.
     Regex(regex::RegexArgs),
     /// Check or show the resolved configuration.

@@ -120,6 +120,17 @@ pub enum SourceEvent {
         /// Offset just after the line in the file it came from.
         offset_after: u64,
     },
+    /// A record that carries its own time (a journal entry, a syslog datagram): the line
+    /// as a syslog file would hold it without the date (`HOST IDENT[PID]: MESSAGE`), matched
+    /// with `time` instead of a date found in the text.
+    Entry {
+        /// Where it came from (`journal`, `syslog:/run/banhammer/syslog.sock`, `udp:…`).
+        origin: Arc<str>,
+        /// The line.
+        bytes: Vec<u8>,
+        /// Unix time of the record.
+        time: f64,
+    },
     /// The position to store for a file; sent after each batch of lines that moved it, and
     /// for every file when the source stops.
     Checkpoint(FileCheckpoint),

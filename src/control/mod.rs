@@ -1,0 +1,4 @@
+//! The control socket: [`protocol`] (the JSON messages), the server side the daemon runs,
+//! and the client side the CLI verbs use.
+
+pub mod protocol;
