@@ -12,6 +12,7 @@ pub mod dns;
 pub mod embedded;
 pub mod filterload;
 pub mod logging;
+pub mod metrics;
 pub mod pyfmt;
 pub mod samples;
 pub mod scan;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Regex(args) => cli::regex::run(args),
         Command::Config(cmd) => cli::config::run(cmd),
+        Command::Client(cmd) => cli::client::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,4 +3,5 @@
 //! commands (action.d, being written). The executor and expiry queue live here too
 //! (being written).
 
+pub mod command;
 pub mod nftables;

@@ -1,6 +1,7 @@
 //! The command line: one module per verb. Parses arguments (clap) and dispatches; each
 //! verb returns `anyhow::Result` and `main` maps errors to exit codes.
 
+pub mod client;
 pub mod config;
 pub mod regex;
 pub mod run;
@@ -24,4 +25,8 @@ pub enum Command {
     /// Check or show the resolved configuration.
     #[command(subcommand)]
     Config(config::ConfigCmd),
+    /// The verbs that talk to a running daemon over its control socket (status, ban,
+    /// unban, banned, reload, ping, get, version, stop, client WORDS…).
+    #[command(flatten)]
+    Client(client::ClientCmd),
 }

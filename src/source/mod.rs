@@ -16,6 +16,8 @@
 
 pub mod fingerprint;
 pub mod glob;
+pub mod journal;
+pub mod syslog;
 pub mod tail;
 pub mod watch;
 
@@ -139,6 +141,9 @@ pub enum SourceEvent {
     Warning(String),
     /// Something worth an info log line (rotation, truncation, resumed position).
     Info(String),
+    /// Sent once, when the content present at start has been read: the lines after it are
+    /// live (the daemon stops applying "older than findtime at start-up" rules).
+    CaughtUp,
 }
 
 /// Knobs of a file source.
@@ -602,10 +607,17 @@ fn run(
         }
     }
     let mut src = FileSource::new(paths, opts, lookup, Instant::now());
+    let mut caught_up = false;
     loop {
         let out = src.poll(Instant::now(), &mut |ev| send(ev, None));
         if out.stopped || stopper.is_stopping() {
             break;
+        }
+        if !out.more && !caught_up {
+            caught_up = true;
+            if send(SourceEvent::CaughtUp, None).is_break() {
+                break;
+            }
         }
         let (added, warnings) = waiter.sync(&src.watch_targets());
         for w in warnings {

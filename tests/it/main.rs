@@ -4,8 +4,14 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_regex;
+mod command_actions;
 mod conformance;
+mod control;
+mod daemon;
 mod env;
+mod journal;
+mod netns;
 mod nftables;
 mod own_samples;
+mod syslog_socket;
 mod tailing;

@@ -78,6 +78,7 @@ impl Collector {
                         let n = d.lines.len();
                         d.log.push((n, i));
                     }
+                    SourceEvent::Entry { .. } | SourceEvent::CaughtUp => {}
                 }
             }
         });

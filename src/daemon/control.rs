@@ -1,0 +1,350 @@
+//! Answers to control-socket requests, computed by the main loop (the owner of the state).
+//! Every value from the client is checked here: jail names looked up, addresses parsed.
+
+use std::collections::BTreeMap;
+
+use banhammer_core::jail::{Decision, FailureKey};
+use serde_json::{json, Value};
+
+use super::engine::Engine;
+use super::reader::unix_now;
+use super::settings::DbLocation;
+use crate::control::protocol::{BanEntry, Envelope, JailBans, JailStatus, Reply, Request};
+use crate::logging;
+
+impl Engine {
+    /// The answer to one request.
+    pub(super) fn control(&mut self, req: Request) -> Envelope {
+        match req {
+            Request::Ping => Envelope::ok(Reply::Pong),
+            Request::Version => Envelope::ok(Reply::Version {
+                version: banhammer_config::VERSION.to_string(),
+            }),
+            Request::Status { jail: None } => {
+                let mut jails: Vec<String> = self.jails.keys().cloned().collect();
+                jails.sort();
+                Envelope::ok(Reply::Status { jails })
+            }
+            Request::Status { jail: Some(j) } => match self.jail_status(&j) {
+                Some(s) => Envelope::ok(Reply::JailStatus(s)),
+                None => no_jail(&j),
+            },
+            Request::Ban { jail, ips } => self.ban_request(&jail, &ips),
+            Request::Unban { jail, ips, all } => self.unban_request(jail.as_deref(), &ips, all),
+            Request::Banned { ips } => self.banned_request(&ips),
+            Request::Reload { jail } => {
+                if let Some(j) = &jail {
+                    if !self.jails.contains_key(j) && !self.configured(j) {
+                        return no_jail(j);
+                    }
+                }
+                let messages = self.reload(jail.as_deref());
+                if messages.iter().any(|m| m.starts_with("ERROR")) {
+                    return Envelope::err(messages.join("\n"));
+                }
+                Envelope::ok(Reply::Reloaded { messages })
+            }
+            Request::Get {
+                jail: None, option, ..
+            } => self.get_server(&option),
+            Request::Get {
+                jail: Some(j),
+                option,
+                args,
+            } => self.get_jail(&j, &option, &args),
+            Request::Stop => {
+                crate::info!("server", "Shutdown requested (control socket)");
+                self.stopping = true;
+                Envelope::ok(Reply::Ok)
+            }
+        }
+    }
+
+    fn jail_status(&self, name: &str) -> Option<JailStatus> {
+        let rt = self.jails.get(name)?;
+        let stats = rt.state.stats();
+        let files = if rt.journal_matches.is_some() {
+            Vec::new()
+        } else {
+            monitored_files(&rt.files)
+        };
+        Some(JailStatus {
+            name: name.to_string(),
+            currently_failed: stats.currently_failed as u64,
+            total_failed: stats.total_failed,
+            files,
+            journal_matches: rt.journal_matches.clone(),
+            currently_banned: stats.currently_banned as u64,
+            total_banned: stats.total_banned,
+            banned: banned_list(rt),
+        })
+    }
+
+    fn ban_request(&mut self, jail: &str, ips: &[String]) -> Envelope {
+        if !self.jails.contains_key(jail) {
+            return no_jail(jail);
+        }
+        let mut keys = Vec::new();
+        for ip in ips {
+            match parse_addr(ip) {
+                Ok(k) => keys.push(k),
+                Err(e) => return Envelope::err(e),
+            }
+        }
+        let now = unix_now();
+        let mut count = 0;
+        for key in keys {
+            let Some(rt) = self.jails.get_mut(jail) else {
+                break;
+            };
+            let history = if rt.state.policy().increment() {
+                self.store
+                    .history(&key.to_string(), Some(jail))
+                    .ok()
+                    .flatten()
+                    .map(|h| banhammer_core::jail::BanHistory {
+                        ban_count: h.ban_count,
+                        time_of_ban: h.time_of_ban,
+                        ban_time: h.bantime,
+                    })
+            } else {
+                None
+            };
+            let Some(rt) = self.jails.get_mut(jail) else {
+                break;
+            };
+            let d = rt.state.ban(key, now, history);
+            let new = matches!(d, Decision::Ban(_));
+            self.apply_decision(jail, d, &BTreeMap::new(), None, now);
+            if new {
+                count += 1;
+            }
+        }
+        self.flush();
+        Envelope::ok(Reply::Count { count })
+    }
+
+    fn unban_request(&mut self, jail: Option<&str>, ips: &[String], all: bool) -> Envelope {
+        if let Some(j) = jail {
+            if !self.jails.contains_key(j) {
+                return no_jail(j);
+            }
+        }
+        if !all && ips.is_empty() {
+            return Envelope::err("unban: no address given (expected IP… or --all)");
+        }
+        let mut keys = Vec::new();
+        for ip in ips {
+            match parse_addr(ip) {
+                Ok(k) => keys.push(k),
+                Err(e) => return Envelope::err(e),
+            }
+        }
+        let names: Vec<String> = match jail {
+            Some(j) => vec![j.to_string()],
+            None => self.order.clone(),
+        };
+        let mut count = 0u64;
+        for name in &names {
+            let unbans = match self.jails.get_mut(name) {
+                None => continue,
+                Some(rt) if all => rt.state.unban_all(),
+                Some(rt) => keys.iter().filter_map(|k| rt.state.unban(k)).collect(),
+            };
+            for u in &unbans {
+                self.apply_unban(name, u, true);
+            }
+            count += unbans.len() as u64;
+        }
+        self.flush();
+        Envelope::ok(Reply::Count { count })
+    }
+
+    fn banned_request(&self, ips: &[String]) -> Envelope {
+        if ips.is_empty() {
+            let jails = self
+                .order
+                .iter()
+                .filter_map(|n| {
+                    self.jails.get(n).map(|rt| JailBans {
+                        jail: n.clone(),
+                        ips: banned_list(rt),
+                    })
+                })
+                .collect();
+            return Envelope::ok(Reply::Banned { jails });
+        }
+        let mut out = Vec::new();
+        for ip in ips {
+            let key = match parse_addr(ip) {
+                Ok(k) => k,
+                Err(e) => return Envelope::err(e),
+            };
+            out.push(
+                self.order
+                    .iter()
+                    .filter(|n| {
+                        self.jails
+                            .get(*n)
+                            .is_some_and(|rt| rt.state.is_banned(&key))
+                    })
+                    .cloned()
+                    .collect(),
+            );
+        }
+        Envelope::ok(Reply::BannedIn { jails: out })
+    }
+
+    fn get_server(&self, option: &str) -> Envelope {
+        let s = &self.ctx.settings;
+        let value = match option.to_ascii_lowercase().as_str() {
+            "loglevel" => json!(logging::level().name()),
+            "logtarget" => json!(match &s.log_target {
+                logging::Target::Stderr => "STDERR".to_string(),
+                logging::Target::Stdout => "STDOUT".to_string(),
+                logging::Target::File(p) => p.display().to_string(),
+            }),
+            "dbfile" => match &s.db {
+                DbLocation::File(p) => json!(p.display().to_string()),
+                DbLocation::Memory => json!(":memory:"),
+                DbLocation::Disabled => Value::Null,
+            },
+            "dbpurgeage" => json!(s.db_purge_age),
+            "dbmaxmatches" => json!(s.db_max_matches),
+            "socket" => json!(s.socket.display().to_string()),
+            "pidfile" => json!(s.pidfile.display().to_string()),
+            "version" => json!(banhammer_config::VERSION),
+            other => {
+                return Envelope::err(format!(
+                    "Sorry but the command is invalid: get {other} (expected loglevel, logtarget, dbfile, dbpurgeage, dbmaxmatches, socket or pidfile)"
+                ))
+            }
+        };
+        Envelope::ok(Reply::Value {
+            option: option.to_ascii_lowercase(),
+            value,
+        })
+    }
+
+    fn get_jail(&self, name: &str, option: &str, args: &[String]) -> Envelope {
+        let Some(rt) = self.jails.get(name) else {
+            return no_jail(name);
+        };
+        let opt = option.to_ascii_lowercase();
+        let spec = &rt.spec;
+        let filter = spec.filter.as_ref();
+        let value = match opt.as_str() {
+            "banned" if !args.is_empty() => {
+                let mut flags = Vec::new();
+                for ip in args {
+                    match parse_addr(ip) {
+                        Ok(k) => flags.push(u8::from(rt.state.is_banned(&k))),
+                        Err(e) => return Envelope::err(e),
+                    }
+                }
+                if flags.len() == 1 {
+                    json!(flags[0])
+                } else {
+                    json!(flags)
+                }
+            }
+            "banned" => json!(banned_list(rt)),
+            "banip" => {
+                if args.iter().any(|a| a == "--with-time") {
+                    let mut entries: Vec<BanEntry> = rt
+                        .state
+                        .banned()
+                        .map(|b| BanEntry {
+                            ip: b.key.to_string(),
+                            time_of_ban: b.time_of_ban,
+                            bantime: b.duration.unwrap_or(-1.0),
+                        })
+                        .collect();
+                    entries.sort_by(|a, b| a.time_of_ban.total_cmp(&b.time_of_ban));
+                    json!(entries)
+                } else {
+                    json!(banned_list(rt))
+                }
+            }
+            "logpath" => json!(if rt.journal_matches.is_some() {
+                Vec::new()
+            } else {
+                monitored_files(&rt.files)
+            }),
+            "journalmatch" => json!(rt.journal_matches.clone().unwrap_or_default()),
+            "failregex" => json!(filter.map(|f| f.failregex.clone()).unwrap_or_default()),
+            "ignoreregex" => json!(filter.map(|f| f.ignoreregex.clone()).unwrap_or_default()),
+            "prefregex" => json!(filter.and_then(|f| f.prefregex.clone())),
+            "datepattern" => json!(filter.and_then(|f| f.datepattern.clone())),
+            "maxlines" => json!(filter.and_then(|f| f.maxlines).unwrap_or(1)),
+            "ignoreip" => json!(spec.ignoreip),
+            "ignoreself" => json!(spec.ignoreself),
+            "ignorecommand" => json!(spec.ignorecommand.clone().unwrap_or_default()),
+            "actions" => json!(rt
+                .actions
+                .iter()
+                .map(|a| a.actname().to_string())
+                .collect::<Vec<_>>()),
+            "findtime" => json!(spec.findtime),
+            "bantime" => json!(spec.bantime),
+            "maxretry" => json!(spec.maxretry),
+            "maxmatches" => json!(spec.maxmatches),
+            "usedns" => json!(spec.usedns),
+            "logencoding" => json!(spec.logencoding),
+            "logtimezone" => json!(spec.logtimezone),
+            "backend" => json!(spec.backend),
+            other => match spec.options.get(other) {
+                Some(v) => json!(v),
+                None => {
+                    return Envelope::err(format!(
+                        "Sorry but the command is invalid: get {name} {other}"
+                    ))
+                }
+            },
+        };
+        Envelope::ok(Reply::Value { option: opt, value })
+    }
+
+    fn configured(&self, name: &str) -> bool {
+        let tree = banhammer_config::ConfigTree::new(
+            crate::embedded::EMBEDDED_CONFIG,
+            Some(self.ctx.config_dir.clone()),
+        );
+        banhammer_config::read_jails(&tree)
+            .is_ok_and(|c| c.jails.iter().any(|j| j.name == name && j.enabled))
+    }
+}
+
+fn no_jail(name: &str) -> Envelope {
+    Envelope::err(format!("Sorry but the jail '{name}' does not exist"))
+}
+
+/// An address or network from a client (anything else is refused: it could not be
+/// banned in a firewall).
+fn parse_addr(text: &str) -> Result<FailureKey, String> {
+    match FailureKey::parse(text.trim()) {
+        FailureKey::Id(_) => Err(format!(
+            "{text:?} is not an IP address (expected e.g. 192.0.2.7, 2001:db8::7 or 192.0.2.0/24)"
+        )),
+        k => Ok(k),
+    }
+}
+
+fn banned_list(rt: &super::jails::JailRuntime) -> Vec<String> {
+    let mut v: Vec<(f64, String)> = rt
+        .state
+        .banned()
+        .map(|b| (b.time_of_ban, b.key.to_string()))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
+/// The files a jail reads now (its patterns expanded).
+fn monitored_files(patterns: &[String]) -> Vec<String> {
+    patterns
+        .iter()
+        .flat_map(|p| crate::source::glob::expand(p).files)
+        .map(|p| p.display().to_string())
+        .collect()
+}

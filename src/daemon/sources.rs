@@ -1,0 +1,173 @@
+//! Starting a jail's source: log files, the journal, or banhammer's syslog socket.
+//! Receives the jail's source plan, its stored positions and the channel to its reader;
+//! emits a running [`SourceRuntime`].
+//!
+//! Several jails often read one syslog socket (the WordPress jails): the [`SyslogHub`]
+//! runs one listener per socket/address and copies every record to each jail using it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use banhammer_config::JailSpec;
+use banhammer_store::Checkpoint;
+
+use super::plan::SourcePlan;
+use super::reader::unix_now;
+use crate::source::journal::{self, JournalHandle, JournalOptions, JournalStart};
+use crate::source::syslog::{self, SyslogHandle, SyslogListen};
+use crate::source::{self, SourceEvent, SourceHandle};
+
+/// Records waiting between a shared syslog listener and its fan-out.
+const SYSLOG_QUEUE: usize = 1024;
+
+/// A running source.
+pub enum SourceRuntime {
+    /// Log files.
+    Files(SourceHandle),
+    /// The journal.
+    Journal(JournalHandle),
+    /// A subscription to a shared syslog listener.
+    Syslog {
+        /// The listener's key in the hub.
+        key: String,
+        /// The subscribing jail.
+        jail: String,
+    },
+}
+
+impl SourceRuntime {
+    /// Stops it (files and the journal send their last positions first).
+    pub fn stop(self, hub: &mut SyslogHub) {
+        match self {
+            SourceRuntime::Files(h) => h.stop(),
+            SourceRuntime::Journal(h) => h.stop(),
+            SourceRuntime::Syslog { key, jail } => hub.unsubscribe(&key, &jail),
+        }
+    }
+}
+
+/// Starts the source of jail `spec`.
+pub fn start(
+    hub: &mut SyslogHub,
+    plan: &SourcePlan,
+    spec: &JailSpec,
+    checkpoints: HashMap<String, Checkpoint>,
+    sink: SyncSender<SourceEvent>,
+) -> io::Result<SourceRuntime> {
+    match plan {
+        SourcePlan::Files { paths, backend } => {
+            let lookup = move |path: &str| checkpoints.get(path).cloned();
+            let h = source::spawn(paths.clone(), *backend, lookup, sink)?;
+            Ok(SourceRuntime::Files(h))
+        }
+        SourcePlan::Journal { backend, matches } => {
+            let opts = JournalOptions::from_backend(backend, &matches.join("\n"))
+                .map_err(io::Error::other)?;
+            // fail2ban's start: where it stopped, else findtime back from now.
+            let start = match checkpoints.get(journal::CHECKPOINT_PATH) {
+                Some(cp) if !cp.fingerprint.is_empty() => {
+                    JournalStart::Cursor(cp.fingerprint.clone())
+                }
+                _ => JournalStart::Since(unix_now() - spec.findtime),
+            };
+            Ok(SourceRuntime::Journal(journal::spawn_journal(
+                opts, start, sink,
+            )?))
+        }
+        SourcePlan::Syslog { backend } => {
+            let listen = SyslogListen::from_backend(backend).map_err(io::Error::other)?;
+            let key = hub.subscribe(&listen, &spec.name, sink)?;
+            Ok(SourceRuntime::Syslog {
+                key,
+                jail: spec.name.clone(),
+            })
+        }
+    }
+}
+
+type Subscribers = Arc<Mutex<BTreeMap<String, SyncSender<SourceEvent>>>>;
+
+struct SharedListener {
+    handle: SyslogHandle,
+    subscribers: Subscribers,
+    fanout: JoinHandle<()>,
+}
+
+/// The daemon's syslog listeners, one per socket path / UDP address, shared by jails.
+#[derive(Default)]
+pub struct SyslogHub {
+    listeners: HashMap<String, SharedListener>,
+}
+
+impl SyslogHub {
+    /// Adds `jail` as a reader of `listen` (starting the listener if it is the first).
+    /// The listener's options (mode, facilities) are those of its first jail.
+    fn subscribe(
+        &mut self,
+        listen: &SyslogListen,
+        jail: &str,
+        sink: SyncSender<SourceEvent>,
+    ) -> io::Result<String> {
+        let key = format!("{:?}|{:?}", listen.socket, listen.udp);
+        if let Some(l) = self.listeners.get(&key) {
+            if let Ok(mut subs) = l.subscribers.lock() {
+                subs.insert(jail.to_string(), sink);
+            }
+            return Ok(key);
+        }
+        let (tx, rx) = sync_channel::<SourceEvent>(SYSLOG_QUEUE);
+        let handle = syslog::spawn_syslog(listen.clone(), tx)?;
+        let subscribers: Subscribers = Arc::new(Mutex::new(BTreeMap::new()));
+        if let Ok(mut subs) = subscribers.lock() {
+            subs.insert(jail.to_string(), sink);
+        }
+        let subs = subscribers.clone();
+        let fanout = std::thread::Builder::new()
+            .name("syslog-fanout".into())
+            .spawn(move || {
+                for ev in rx {
+                    let targets: Vec<SyncSender<SourceEvent>> = match subs.lock() {
+                        Ok(s) => s.values().cloned().collect(),
+                        Err(_) => break,
+                    };
+                    for t in targets {
+                        // A jail being stopped may have dropped its reader already.
+                        let _ = t.send(ev.clone());
+                    }
+                }
+            })?;
+        self.listeners.insert(
+            key.clone(),
+            SharedListener {
+                handle,
+                subscribers,
+                fanout,
+            },
+        );
+        Ok(key)
+    }
+
+    /// Removes `jail` from a listener; the last one out stops it.
+    fn unsubscribe(&mut self, key: &str, jail: &str) {
+        let empty = match self.listeners.get(key) {
+            Some(l) => l
+                .subscribers
+                .lock()
+                .map(|mut s| {
+                    s.remove(jail);
+                    s.is_empty()
+                })
+                .unwrap_or(true),
+            None => return,
+        };
+        if empty {
+            if let Some(l) = self.listeners.remove(key) {
+                l.handle.stop();
+                let _ = l.fanout.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! `banhammer run` as a user runs it: a config dir, a log being written, the client verbs
+//! over the control socket, signals. The first tests need nothing special (dummy and
+//! command actions, temp files); the `netns_*` tests run the daemon inside a network
+//! namespace they create, with the real nftables backend (root; skipped loudly without,
+//! failing under CI=true).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::env;
+use crate::netns::Netns;
+
+/// A config dir, a log, and the daemon's runtime files, all under one temp dir.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// `jail_local` is written as the config dir's jail.local (`{LOG}` and `{DIR}` are
+    /// replaced by the log path and the temp dir).
+    fn new(jail_local: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Setup { dir };
+        fs::create_dir_all(s.conf()).unwrap();
+        fs::write(s.log(), "").unwrap();
+        fs::write(
+            s.conf().join("fail2ban.local"),
+            format!(
+                "[Definition]\nsocket = {d}/bh.sock\npidfile = {d}/bh.pid\ndbfile = {d}/bh.sqlite3\nloglevel = INFO\n",
+                d = s.path().display()
+            ),
+        )
+        .unwrap();
+        s.write_jail_local(jail_local);
+        s
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.path().join("conf")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.path().join("auth.log")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path().join("bh.sock")
+    }
+
+    /// Writes jail.local; the embedded config's sshd jail is always disabled (it would
+    /// touch the host's firewall and read the host's auth log).
+    fn write_jail_local(&self, text: &str) {
+        let text = format!("[sshd]\nenabled = false\n\n{text}");
+        let text = text
+            .replace("{LOG}", &self.log().display().to_string())
+            .replace("{DIR}", &self.path().display().to_string());
+        fs::write(self.conf().join("jail.local"), text).unwrap();
+    }
+
+    /// Appends recipe-format failures (`Authentication failure for USER from IP`) with the
+    /// current time.
+    fn fail(&self, user: &str, ip: &str, times: usize) {
+        let now = jiff::ZonedDateTime::now();
+        let stamp = now.strftime("%b %e %H:%M:%S").to_string();
+        let mut f = OpenOptions::new().append(true).open(self.log()).unwrap();
+        for _ in 0..times {
+            writeln!(
+                f,
+                "{stamp} web1 wordpress(example.com)[4242]: Authentication failure for {user} from {ip}"
+            )
+            .unwrap();
+        }
+    }
+
+    fn start(&self) -> Daemon {
+        self.start_with(None, &[])
+    }
+
+    fn start_with(&self, ns: Option<&Netns>, extra: &[&str]) -> Daemon {
+        let stderr = fs::File::create(self.path().join("daemon.log")).unwrap();
+        let exe = env!("CARGO_BIN_EXE_banhammer");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(exe),
+            None => Command::new(exe),
+        };
+        cmd.args(["run", "--config-dir"])
+            .arg(self.conf())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().unwrap();
+        let d = Daemon {
+            child,
+            socket: self.socket(),
+            log: self.path().join("daemon.log"),
+        };
+        d.wait_ready();
+        d
+    }
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn client(&self, args: &[&str]) -> Output {
+        // `client` takes fail2ban-client's words as they come: its flags go first.
+        let (verb, rest) = args.split_first().unwrap();
+        env::banhammer()
+            .arg(verb)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(rest)
+            .output()
+            .unwrap()
+    }
+
+    fn client_ok(&self, args: &[&str]) -> String {
+        let out = self.client(args);
+        assert!(
+            out.status.success(),
+            "banhammer {args:?}: {}\n--- daemon log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&self) {
+        wait_for("the daemon to answer ping", Duration::from_secs(20), || {
+            self.client(&["ping"]).status.success()
+        });
+    }
+
+    fn wait_banned(&self, jail: &str, ip: &str) {
+        wait_for(
+            &format!("{ip} banned in {jail}"),
+            Duration::from_secs(15),
+            || {
+                let out = self.client(&["status", jail]);
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l.contains("Banned IP list:") && l.split_whitespace().any(|w| w == ip))
+            },
+        );
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// SIGTERM, then the exit status (it must exit by itself within 15 s).
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not stop on SIGTERM\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+const DUMMY_JAIL: &str = "[wordpress]\nenabled = true\nlogpath = {LOG}\nbanaction = dummy\n";
+
+#[test]
+fn bans_after_maxretry_and_answers_like_fail2ban_client() {
+    let s = Setup::new(DUMMY_JAIL);
+    let d = s.start();
+    s.fail("admin", "192.0.2.7", 2);
+    s.fail("admin", "192.0.2.8", 1);
+    wait_for("two failures counted", Duration::from_secs(10), || {
+        d.client_ok(&["status", "wordpress"])
+            .contains("Total failed:\t3")
+    });
+    assert!(!d.client_ok(&["status", "wordpress"]).contains("192.0.2.7"));
+    s.fail("admin", "192.0.2.7", 1);
+    d.wait_banned("wordpress", "192.0.2.7");
+    let status = d.client_ok(&["status", "wordpress"]);
+    assert!(
+        status.starts_with("Status for the jail: wordpress\n"),
+        "{status}"
+    );
+    assert!(status.contains("|  |- Currently failed:\t1"), "{status}");
+    assert!(status.contains("   |- Currently banned:\t1"), "{status}");
+    assert!(
+        status.contains(&format!("`- File list:\t{}", s.log().display())),
+        "{status}"
+    );
+    assert_eq!(
+        d.client_ok(&["banned", "192.0.2.7", "192.0.2.8"]).trim(),
+        "[['wordpress'], []]"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&d.client_ok(&["banned", "--json"])).unwrap();
+    assert_eq!(json["ok"], true, "{json}");
+    assert!(
+        d.log_text().contains("NOTICE  [wordpress] Ban 192.0.2.7"),
+        "{}",
+        d.log_text()
+    );
+    // By hand, as fail2ban-client words it.
+    assert_eq!(
+        d.client_ok(&["client", "set", "wordpress", "banip", "192.0.2.50"])
+            .trim(),
+        "1"
+    );
+    assert_eq!(d.client_ok(&["unban", "192.0.2.50"]).trim(), "1");
+    assert!(!d
+        .client(&["ban", "wordpress", "not-an-ip"])
+        .status
+        .success());
+    assert!(!d.client(&["status", "nosuchjail"]).status.success());
+    let st = d.stop();
+    assert!(st.success(), "{st}");
+    assert!(!s.socket().exists(), "socket left behind");
+    assert!(!s.path().join("bh.pid").exists(), "pidfile left behind");
+}
+
+#[test]
+fn restart_restores_bans_and_does_not_reread_the_log() {
+    let s = Setup::new(DUMMY_JAIL);
+    let d = s.start();
+    s.fail("root", "192.0.2.9", 3);
+    d.wait_banned("wordpress", "192.0.2.9");
+    assert!(d.stop().success());
+    let d = s.start();
+    d.wait_banned("wordpress", "192.0.2.9");
+    let status = d.client_ok(&["status", "wordpress"]);
+    // The three lines were not read again: the file position was kept.
+    assert!(status.contains("Total failed:\t0"), "{status}");
+    assert!(
+        d.log_text().contains("Restore Ban 192.0.2.9"),
+        "{}",
+        d.log_text()
+    );
+    // kill -9: the ban was on disk already.
+    s.fail("root", "192.0.2.10", 3);
+    d.wait_banned("wordpress", "192.0.2.10");
+    d.kill9();
+    let d = s.start();
+    d.wait_banned("wordpress", "192.0.2.10");
+    d.wait_banned("wordpress", "192.0.2.9");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_broken_config_fails_at_start_with_its_line_and_is_refused_on_reload() {
+    let s = Setup::new(
+        "[wordpress]\nenabled = true\nlogpath = {LOG}\nbanaction = dummy\nfindtime = 1 fortnight\n",
+    );
+    let out = env::banhammer()
+        .args(["run", "--config-dir"])
+        .arg(s.conf())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jail.local:8"), "{err}");
+
+    s.write_jail_local(DUMMY_JAIL);
+    let d = s.start();
+    s.fail("admin", "192.0.2.11", 3);
+    d.wait_banned("wordpress", "192.0.2.11");
+    s.write_jail_local("[wordpress\nenabled = true\n");
+    d.signal("HUP");
+    wait_for("the reload to be refused", Duration::from_secs(10), || {
+        d.log_text()
+            .contains("reload failed, still running the previous configuration")
+    });
+    // Still running the old jail, with its state.
+    d.wait_banned("wordpress", "192.0.2.11");
+    let out = d.client(&["reload"]);
+    assert!(!out.status.success());
+    // A good reload that changes nothing keeps the state.
+    s.write_jail_local(DUMMY_JAIL);
+    d.client_ok(&["reload"]);
+    d.wait_banned("wordpress", "192.0.2.11");
+    // A second jail appears, the first is disabled: its ban is lifted.
+    s.write_jail_local(
+        "[wordpress]\nenabled = false\n[wp2]\nenabled = true\nfilter = wordpress\nlogpath = {LOG}\nbanaction = dummy\n",
+    );
+    d.client_ok(&["reload"]);
+    let status = d.client_ok(&["status"]);
+    assert!(status.contains("Jail list:\twp2"), "{status}");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_username_crafted_to_inject_never_executes() {
+    let s = Setup::new("");
+    let marker = s.path().join("pwned");
+    fs::create_dir_all(s.conf().join("action.d")).unwrap();
+    fs::write(
+        s.conf().join("action.d/record.conf"),
+        format!(
+            "[Definition]\nactionban = printf '%%s|%%s\\n' \"<ip>\" \"<F-USER>\" >> {d}/banned.txt\nactionunban = true\n",
+            d = s.path().display()
+        ),
+    )
+    .unwrap();
+    s.write_jail_local(
+        "[wordpress]\nenabled = true\nlogpath = {LOG}\naction = record\nmaxretry = 1\n",
+    );
+    let d = s.start();
+    let m = marker.display();
+    let users = [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("a;touch {m}"),
+        format!("x' ; touch '{m}"),
+    ];
+    for (i, u) in users.iter().enumerate() {
+        s.fail(u, &format!("192.0.2.{}", 100 + i), 1);
+    }
+    let out = s.path().join("banned.txt");
+    wait_for("four bans recorded", Duration::from_secs(15), || {
+        fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 4)
+    });
+    let text = fs::read_to_string(&out).unwrap();
+    for (i, u) in users.iter().enumerate() {
+        assert!(
+            text.lines()
+                .any(|l| l == format!("192.0.2.{}|{u}", 100 + i)),
+            "{u:?} not recorded verbatim:\n{text}"
+        );
+    }
+    assert!(!marker.exists(), "a username was executed");
+    assert!(d.stop().success());
+}
+
+/// The whole path against the kernel: a client bound to 127.0.0.23 is dropped after its
+/// ban, 127.0.0.24 is not; the ban survives a restart and a kill -9 (kernel set timeouts,
+/// then restored from the store); an unban lets it through again.
+#[test]
+fn netns_ban_drops_the_client_and_survives_restarts() {
+    let Some(mut ns) = Netns::new("daemon") else {
+        return;
+    };
+    ns.listen(&[("127.0.0.1", 80)]);
+    let s = Setup::new("[wordpress]\nenabled = true\nlogpath = {LOG}\n");
+    let d = s.start_with(Some(&ns), &[]);
+    assert!(ns.connects("127.0.0.23", "127.0.0.1", 80));
+    s.fail("admin", "127.0.0.23", 3);
+    d.wait_banned("wordpress", "127.0.0.23");
+    assert!(
+        !ns.connects("127.0.0.23", "127.0.0.1", 80),
+        "banned client got through"
+    );
+    assert!(
+        ns.connects("127.0.0.24", "127.0.0.1", 80),
+        "innocent client dropped"
+    );
+    let set = ns.nft(&["list", "table", "inet", "banhammer"]);
+    assert!(set.contains("127.0.0.23"), "{set}");
+    assert!(d.stop().success());
+    // Down: the kernel keeps protecting.
+    assert!(
+        !ns.connects("127.0.0.23", "127.0.0.1", 80),
+        "ban lost while stopped"
+    );
+    let d = s.start_with(Some(&ns), &[]);
+    d.wait_banned("wordpress", "127.0.0.23");
+    d.kill9();
+    assert!(
+        !ns.connects("127.0.0.23", "127.0.0.1", 80),
+        "ban lost on kill -9"
+    );
+    let d = s.start_with(Some(&ns), &[]);
+    d.wait_banned("wordpress", "127.0.0.23");
+    assert_eq!(d.client_ok(&["unban", "127.0.0.23"]).trim(), "1");
+    assert!(
+        ns.connects("127.0.0.23", "127.0.0.1", 80),
+        "unbanned client still dropped"
+    );
+    assert!(d.stop().success());
+}

@@ -1,0 +1,185 @@
+<?php
+/**
+ * A set of networks (addresses and CIDR blocks): the trusted proxies.
+ *
+ * Built once per request from the site's configuration; answers "is this
+ * address one of ours?" for the address resolver. Entries that are not an
+ * address or a CIDR block are kept aside (invalid_entries()) instead of being
+ * guessed at: a typo must not silently trust half the Internet.
+ *
+ * @package Banhammer
+ * @license MIT OR Apache-2.0
+ */
+
+/**
+ * Addresses and CIDR blocks, IPv4 and IPv6.
+ */
+final class Banhammer_Network_Set {
+
+	/**
+	 * Networks as array( packed network address, prefix length ).
+	 *
+	 * @var array<int, array{0: string, 1: int}>
+	 */
+	private $networks = array();
+
+	/**
+	 * Entries that could not be read, as written.
+	 *
+	 * @var string[]
+	 */
+	private $invalid = array();
+
+	/**
+	 * Constructor.
+	 *
+	 * @param string|string[] $entries "192.0.2.1 10.0.0.0/8, 2001:db8::/32" or a list.
+	 */
+	public function __construct( $entries ) {
+		foreach ( self::split_list( $entries ) as $entry ) {
+			$network = self::parse_network( $entry );
+			if ( null === $network ) {
+				$this->invalid[] = $entry;
+			} else {
+				$this->networks[] = $network;
+			}
+		}
+	}
+
+	/**
+	 * A list given as an array or as one string, as its non-empty trimmed
+	 * items.
+	 *
+	 * @param mixed  $value      Array of strings, or a string.
+	 * @param string $separators Regex of what separates items in a string
+	 *                           (default: commas and blanks).
+	 * @return string[]
+	 */
+	public static function split_list( $value, $separators = '/[\s,]+/' ) {
+		if ( is_string( $value ) ) {
+			$value = preg_split( $separators, $value );
+		}
+		if ( ! is_array( $value ) ) {
+			return array();
+		}
+		$items = array();
+		foreach ( $value as $item ) {
+			if ( is_string( $item ) || is_int( $item ) ) {
+				$item = trim( (string) $item );
+				if ( '' !== $item ) {
+					$items[] = $item;
+				}
+			}
+		}
+		return $items;
+	}
+
+	/**
+	 * Whether $ip (an address in any form Banhammer_Ip accepts) is in the set.
+	 *
+	 * @param string|null $ip Address.
+	 * @return bool
+	 */
+	public function contains( $ip ) {
+		$packed = Banhammer_Ip::to_packed( $ip );
+		if ( null === $packed ) {
+			return false;
+		}
+		foreach ( $this->networks as $network ) {
+			if ( self::in_network( $packed, $network[0], $network[1] ) ) {
+				return true;
+			}
+		}
+		return false;
+	}
+
+	/**
+	 * True when no network was configured (or none could be read).
+	 *
+	 * @return bool
+	 */
+	public function is_empty() {
+		return array() === $this->networks;
+	}
+
+	/**
+	 * Entries that are neither an address nor a CIDR block.
+	 *
+	 * @return string[]
+	 */
+	public function invalid_entries() {
+		return $this->invalid;
+	}
+
+	/**
+	 * "a.b.c.d", "a.b.c.d/n", "v6", "v6/n" as array( packed network, prefix ).
+	 * Host bits below the prefix are cleared ("10.1.2.3/8" is 10.0.0.0/8).
+	 *
+	 * @param string $entry One entry.
+	 * @return array{0: string, 1: int}|null
+	 */
+	private static function parse_network( $entry ) {
+		$prefix = null;
+		$slash  = strpos( $entry, '/' );
+		if ( false !== $slash ) {
+			$bits = substr( $entry, $slash + 1 );
+			if ( 1 !== preg_match( '/^\d{1,3}$/', $bits ) ) {
+				return null;
+			}
+			$prefix = (int) $bits;
+			$entry  = substr( $entry, 0, $slash );
+		}
+		$raw = Banhammer_Ip::normalize( $entry );
+		if ( null === $raw ) {
+			return null;
+		}
+		$packed = (string) inet_pton( $raw );
+		$max    = 8 * strlen( $packed );
+		if ( null === $prefix ) {
+			$prefix = $max;
+		} elseif ( 4 === strlen( $packed ) && false !== strpos( $entry, ':' ) ) {
+			// An IPv4-mapped block (::ffff:10.0.0.0/104): its prefix counts the
+			// 96 bits of the mapping, which Banhammer_Ip has stripped.
+			$prefix -= 96;
+			if ( $prefix < 0 ) {
+				return null;
+			}
+		}
+		if ( $prefix > $max ) {
+			return null;
+		}
+		return array( self::mask( $packed, $prefix ), $prefix );
+	}
+
+	/**
+	 * Whether $packed lies in the network $network/$prefix (same family only).
+	 *
+	 * @param string $packed  Address, packed.
+	 * @param string $network Network address, packed.
+	 * @param int    $prefix  Prefix length.
+	 * @return bool
+	 */
+	private static function in_network( $packed, $network, $prefix ) {
+		if ( strlen( $packed ) !== strlen( $network ) ) {
+			return false;
+		}
+		return self::mask( $packed, $prefix ) === $network;
+	}
+
+	/**
+	 * $packed with every bit after the first $prefix cleared.
+	 *
+	 * @param string $packed Address, packed.
+	 * @param int    $prefix Bits to keep.
+	 * @return string
+	 */
+	private static function mask( $packed, $prefix ) {
+		$out = '';
+		$len = strlen( $packed );
+		for ( $i = 0; $i < $len; $i++ ) {
+			$keep = max( 0, min( 8, $prefix - 8 * $i ) );
+			$out .= chr( ord( $packed[ $i ] ) & ( ( 0xff << ( 8 - $keep ) ) & 0xff ) );
+		}
+		return $out;
+	}
+}

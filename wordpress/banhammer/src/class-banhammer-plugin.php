@@ -1,0 +1,295 @@
+<?php
+/**
+ * The WordPress glue: hooks in, log lines out.
+ *
+ * Receives WordPress's actions and filters; for each signal that is on it
+ * asks Banhammer_Detector whether this request is one to report, resolves the
+ * client's address once (Banhammer_Address_Resolver) and hands the line from
+ * Banhammer_Messages to Banhammer_Logger. It changes nothing in WordPress's
+ * behaviour: filters return what they were given, nothing is blocked here,
+ * banning is banhammer's (or fail2ban's) job.
+ *
+ *   signal            hook                                    fires on
+ *   auth              wp_login_failed                         every failed login (wp-login.php, XML-RPC, ...)
+ *   multicall         wp_login_failed in an XML-RPC request   the first failed login of a system.multicall
+ *   blocked_username  wp_login_failed                         a failed login with a blocked name no user has
+ *   pingback_error    xmlrpc_pingback_error, priority 1       every pingback error but 48 (duplicate), before
+ *                                                             core's own filter replaces the code with 0
+ *   pingback_request  xmlrpc_call                             pingback.ping
+ *   enumeration       template_redirect, priority 1           anonymous /?author=N (before the redirect)
+ *                     rest_pre_dispatch                       anonymous REST /wp/v2/users
+ *
+ * Settings that could not be used are listed to administrators (admin_notices).
+ *
+ * @package Banhammer
+ * @license MIT OR Apache-2.0
+ */
+
+/**
+ * Hooks.
+ */
+final class Banhammer_Plugin {
+
+	/**
+	 * Settings.
+	 *
+	 * @var Banhammer_Config
+	 */
+	private $config;
+
+	/**
+	 * Client address resolution.
+	 *
+	 * @var Banhammer_Address_Resolver
+	 */
+	private $resolver;
+
+	/**
+	 * Message sink, made on first use (it needs home_url()).
+	 *
+	 * @var Banhammer_Logger|null
+	 */
+	private $logger;
+
+	/**
+	 * The request's $_SERVER.
+	 *
+	 * @var array
+	 */
+	private $server;
+
+	/**
+	 * The client's address, once resolved.
+	 *
+	 * @var string|null
+	 */
+	private $address = null;
+
+	/**
+	 * Whether $address has been resolved.
+	 *
+	 * @var bool
+	 */
+	private $address_resolved = false;
+
+	/**
+	 * Whether this request's multicall line was written.
+	 *
+	 * @var bool
+	 */
+	private $multicall_logged = false;
+
+	/**
+	 * Constructor.
+	 *
+	 * @param Banhammer_Config      $config Settings.
+	 * @param array                 $server The request's $_SERVER.
+	 * @param Banhammer_Logger|null $logger Sink (default: made from $config on first use).
+	 */
+	public function __construct( Banhammer_Config $config, array $server, $logger = null ) {
+		$this->config   = $config;
+		$this->server   = $server;
+		$this->logger   = $logger;
+		$this->resolver = new Banhammer_Address_Resolver( $config->trusted_proxies, $config->proxy_header );
+	}
+
+	/**
+	 * Set the plugin up for this request (once).
+	 *
+	 * @return Banhammer_Plugin
+	 */
+	public static function boot() {
+		static $instance = null;
+		if ( null === $instance ) {
+			$instance = new self( Banhammer_Config::from_constants(), $_SERVER );
+			$instance->register();
+		}
+		return $instance;
+	}
+
+	/**
+	 * Add the hooks of the signals that are on.
+	 */
+	public function register() {
+		$config = $this->config;
+		if ( array() !== $config->problems() ) {
+			add_action( 'admin_notices', array( $this, 'on_admin_notices' ), 10, 0 );
+		}
+		if ( $config->enabled( 'auth' ) || $config->enabled( 'multicall' ) || $config->enabled( 'blocked_username' ) ) {
+			add_action( 'wp_login_failed', array( $this, 'on_login_failed' ), 10, 1 );
+		}
+		if ( $config->enabled( 'pingback_error' ) ) {
+			// Priority 1: core's xmlrpc_pingback_error (priority 10) turns every
+			// code but 48 into 0.
+			add_filter( 'xmlrpc_pingback_error', array( $this, 'on_pingback_error' ), 1, 1 );
+		}
+		if ( $config->enabled( 'pingback_request' ) ) {
+			add_action( 'xmlrpc_call', array( $this, 'on_xmlrpc_call' ), 10, 1 );
+		}
+		if ( $config->enabled( 'enumeration' ) ) {
+			// Priority 1: redirect_canonical (priority 10) answers and exits.
+			add_action( 'template_redirect', array( $this, 'on_template_redirect' ), 1, 0 );
+			add_filter( 'rest_pre_dispatch', array( $this, 'on_rest_pre_dispatch' ), 10, 3 );
+		}
+	}
+
+	/**
+	 * Action wp_login_failed.
+	 *
+	 * @param string $username The name typed (after WordPress's sanitize_user()).
+	 */
+	public function on_login_failed( $username ) {
+		$address = $this->client_address();
+		if ( null === $address ) {
+			return;
+		}
+		if ( $this->config->enabled( 'auth' ) ) {
+			$this->log( Banhammer_Messages::auth_failure( $username, $address ) );
+		}
+		if ( $this->config->enabled( 'multicall' ) && ! $this->multicall_logged && $this->in_multicall() ) {
+			$this->multicall_logged = true;
+			$this->log( Banhammer_Messages::multicall_failure( $username, $address ) );
+		}
+		if ( $this->config->enabled( 'blocked_username' ) && Banhammer_Detector::blocked_username( $username, $this->config->blocked_usernames, array( $this, 'user_exists' ) ) ) {
+			$this->log( Banhammer_Messages::blocked_username( $username, $address ) );
+		}
+	}
+
+	/**
+	 * Filter xmlrpc_pingback_error: log, and return the error unchanged.
+	 *
+	 * @param IXR_Error $error The error about to be returned to the client.
+	 * @return IXR_Error
+	 */
+	public function on_pingback_error( $error ) {
+		if ( is_object( $error ) && isset( $error->code ) && 48 !== (int) $error->code ) {
+			$address = $this->client_address();
+			if ( null !== $address ) {
+				$this->log( Banhammer_Messages::pingback_error( (int) $error->code, $address ) );
+			}
+		}
+		return $error;
+	}
+
+	/**
+	 * Action xmlrpc_call.
+	 *
+	 * @param string $method XML-RPC method being served.
+	 */
+	public function on_xmlrpc_call( $method ) {
+		if ( 'pingback.ping' !== $method ) {
+			return;
+		}
+		$address = $this->client_address();
+		if ( null !== $address ) {
+			$this->log( Banhammer_Messages::pingback_requested( $address ) );
+		}
+	}
+
+	/**
+	 * Action template_redirect (front-end requests only).
+	 */
+	public function on_template_redirect() {
+		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- read-only look at a public query argument.
+		$query = $_GET;
+		$id    = Banhammer_Detector::author_enumeration( $query, is_user_logged_in(), '' !== (string) get_option( 'permalink_structure' ) );
+		if ( null === $id ) {
+			return;
+		}
+		$address = $this->client_address();
+		if ( null !== $address ) {
+			$this->log( Banhammer_Messages::author_enumeration( $id, $address ) );
+		}
+	}
+
+	/**
+	 * Filter rest_pre_dispatch: log, and return the result unchanged.
+	 *
+	 * @param mixed           $result  Response to use instead of dispatching (usually null).
+	 * @param WP_REST_Server  $server  Server.
+	 * @param WP_REST_Request $request Request.
+	 * @return mixed
+	 */
+	public function on_rest_pre_dispatch( $result, $server, $request ) {
+		if ( is_object( $request ) && method_exists( $request, 'get_route' )
+			&& Banhammer_Detector::rest_enumeration( $request->get_route(), is_user_logged_in() ) ) {
+			$address = $this->client_address();
+			if ( null !== $address ) {
+				$this->log( Banhammer_Messages::rest_enumeration( $address ) );
+			}
+		}
+		return $result;
+	}
+
+	/**
+	 * Action admin_notices: tell administrators which settings were ignored.
+	 */
+	public function on_admin_notices() {
+		if ( ! current_user_can( 'manage_options' ) ) {
+			return;
+		}
+		echo '<div class="notice notice-warning"><p><strong>banhammer:</strong> settings in wp-config.php that were ignored:</p><ul>';
+		foreach ( $this->config->problems() as $problem ) {
+			echo '<li>' . esc_html( $problem ) . '</li>';
+		}
+		echo '</ul></div>';
+	}
+
+	/**
+	 * Whether an account has the login name $name.
+	 *
+	 * @param string $name Login name.
+	 * @return bool
+	 */
+	public function user_exists( $name ) {
+		return (bool) username_exists( $name );
+	}
+
+	/**
+	 * Whether this is an XML-RPC system.multicall request.
+	 *
+	 * @return bool
+	 */
+	private function in_multicall() {
+		if ( ! defined( 'XMLRPC_REQUEST' ) || ! XMLRPC_REQUEST || ! isset( $GLOBALS['wp_xmlrpc_server'] ) ) {
+			return false;
+		}
+		$server = $GLOBALS['wp_xmlrpc_server'];
+		return is_object( $server ) && isset( $server->message ) && is_object( $server->message )
+			&& isset( $server->message->methodName )
+			&& Banhammer_Detector::is_multicall( $server->message->methodName ); // phpcs:ignore WordPress.NamingConventions.ValidVariableName.UsedPropertyNotSnakeCase -- IXR's name.
+	}
+
+	/**
+	 * The client's address for this request (resolved once).
+	 *
+	 * @return string|null
+	 */
+	private function client_address() {
+		if ( ! $this->address_resolved ) {
+			$this->address          = $this->resolver->resolve( $this->server );
+			$this->address_resolved = true;
+		}
+		return $this->address;
+	}
+
+	/**
+	 * Send a line (if there is one).
+	 *
+	 * @param string|null $message Line.
+	 */
+	private function log( $message ) {
+		if ( null === $message ) {
+			return;
+		}
+		if ( null === $this->logger ) {
+			$home         = function_exists( 'home_url' ) ? wp_parse_url( home_url(), PHP_URL_HOST ) : null;
+			$this->logger = new Banhammer_Logger(
+				$this->config->ident_for( is_string( $home ) ? $home : null ),
+				$this->config->facility,
+				$this->config->socket_path
+			);
+		}
+		$this->logger->log( $message );
+	}
+}
