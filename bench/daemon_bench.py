@@ -84,12 +84,14 @@ def client(ns, tmp, *words):
 
 
 def start_bh(ns, conf, tmp):
+    err = open(os.path.join(tmp, "bh.stderr"), "w")
     p = subprocess.Popen(["ip", "netns", "exec", ns, BH, "run", "--config-dir", conf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
+                         stdout=subprocess.DEVNULL, stderr=err, preexec_fn=os.setsid)
     t0 = time.perf_counter()
     while client(ns, tmp, "ping").returncode != 0:
         if p.poll() is not None:
-            sys.exit("banhammer exited: see %s/bh.log" % tmp)
+            with open(os.path.join(tmp, "bh.stderr")) as f:
+                sys.exit("banhammer exited:\n" + f.read()[-2000:])
         if time.perf_counter() - t0 > 120:
             sys.exit("banhammer did not answer within 120 s")
         time.sleep(0.01)
@@ -142,11 +144,9 @@ def restore_100k(ns, tmp):
             sys.exit("ban failed: " + r.stderr)
     stop(p)
     subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "banhammer"])
+    # The control socket answers once the restore batch is in the kernel (the main loop
+    # starts after it), so time-to-ping is the restore time; the set is counted after.
     p, t0 = start_bh(ns, conf, tmp)
-    while set_count(ns) < 100000:
-        if time.perf_counter() - t0 > 120:
-            break
-        time.sleep(0.05)
     took = time.perf_counter() - t0
     n = set_count(ns)
     stop(p)

@@ -556,6 +556,7 @@ impl Engine {
     /// Re-installs the unexpired bans of the store, in one batch per backend.
     pub(super) fn restore(&mut self, only: Option<&str>) {
         let now = unix_now();
+        let started = Instant::now();
         let records = match self.store.active_bans(now) {
             Ok(r) => r,
             Err(e) => {
@@ -586,10 +587,16 @@ impl Engine {
                 restored += 1;
             }
         }
-        if restored > 0 {
-            info!("server", "restored {restored} ban(s) from the database");
-        }
+        let decided = started.elapsed();
         self.flush();
+        if restored > 0 {
+            info!(
+                "server",
+                "restored {restored} ban(s) from the database in {:.3} s ({:.3} s to read and decide)",
+                started.elapsed().as_secs_f64(),
+                decided.as_secs_f64()
+            );
+        }
     }
 
     /// Stops everything in reverse order of the data flow: sources (their last

@@ -218,15 +218,11 @@ impl PidFile {
     fn create(path: &Path) -> Result<PidFile> {
         if let Ok(old) = std::fs::read_to_string(path) {
             if let Ok(pid) = old.trim().parse::<u32>() {
-                if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
-                    let comm =
-                        std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                    if comm.trim() == "banhammer" {
-                        bail!(
-                            "pidfile {}: banhammer is already running as pid {pid}",
-                            path.display()
-                        );
-                    }
+                if pid != std::process::id() && is_live_banhammer(pid) {
+                    bail!(
+                        "pidfile {}: banhammer is already running as pid {pid}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -238,6 +234,21 @@ impl PidFile {
             .with_context(|| format!("pidfile {}: cannot write it", path.display()))?;
         Ok(PidFile(path.to_path_buf()))
     }
+}
+
+/// Whether `pid` is a running (not zombie) banhammer process.
+fn is_live_banhammer(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state …`: comm may hold spaces and parentheses; the state follows the
+    // last `)`.
+    let Some((head, tail)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let comm = head.split_once('(').map_or("", |(_, c)| c);
+    let state = tail.split_whitespace().next().unwrap_or("");
+    comm == "banhammer" && state != "Z" && state != "X"
 }
 
 impl Drop for PidFile {
