@@ -43,8 +43,9 @@ use settings::{DbLocation, Settings};
 /// Our nftables table (`inet banhammer`).
 pub const NFT_TABLE: &str = "banhammer";
 
-/// Events waiting for the main loop at most (readers wait when it is full).
-const EVENT_QUEUE: usize = 65_536;
+/// Events waiting for the main loop at most (readers wait when it is full). The channel
+/// allocates all its slots up front (~100 bytes each), so this is idle memory too.
+const EVENT_QUEUE: usize = 4096;
 
 /// How long a control request waits for the main loop.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -209,10 +209,26 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 const DUMMY_JAIL: &str = "[wordpress]\nenabled = true\nlogpath = {LOG}\nbanaction = dummy\n";
 
+/// A loopback port for the metrics endpoint, distinct per test process.
+fn metrics_port() -> u16 {
+    20_000 + (std::process::id() % 20_000) as u16
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[test]
 fn bans_after_maxretry_and_answers_like_fail2ban_client() {
     let s = Setup::new(DUMMY_JAIL);
-    let d = s.start();
+    let port = metrics_port();
+    let d = s.start_with(None, &["--metrics", &format!("127.0.0.1:{port}")]);
     s.fail("admin", "192.0.2.7", 2);
     s.fail("admin", "192.0.2.8", 1);
     wait_for("two failures counted", Duration::from_secs(10), || {
@@ -244,6 +260,23 @@ fn bans_after_maxretry_and_answers_like_fail2ban_client() {
         d.log_text().contains("NOTICE  [wordpress] Ban 192.0.2.7"),
         "{}",
         d.log_text()
+    );
+    // Our own log feeds our recidive filter, as fail2ban's log feeds fail2ban's.
+    let out = env::banhammer()
+        .args(["regex", "-o", "<ip>"])
+        .arg(&d.log)
+        .arg("recidive")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.7");
+    let metrics = scrape(port);
+    assert!(
+        metrics.contains("banhammer_bans_total{jail=\"wordpress\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("banhammer_failures_total{jail=\"wordpress\"} 4"),
+        "{metrics}"
     );
     // By hand, as fail2ban-client words it.
     assert_eq!(
