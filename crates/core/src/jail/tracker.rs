@@ -4,8 +4,9 @@
 //! `retry`, `failures`, `first_time`, `last_time` and the newest `maxmatches` matched lines.
 //! Receives failures (key, time, matched lines, count); emits the running retry count, or the
 //! [`FailTicket`] that reached `maxretry` (the entry leaves the tracker then, as fail2ban's
-//! `toBan` pops it). Memory is bounded: a cap on tracked keys evicts the entry with the oldest
-//! `last_time`, and [`FailTracker::cleanup`] drops entries older than `findtime`.
+//! `toBan` pops it). Memory is bounded: a cap on tracked keys evicts the entries with the
+//! oldest `last_time` (1 % of the cap at a time), and [`FailTracker::cleanup`] drops entries
+//! older than `findtime`.
 //!
 //! Not a sliding window: when a failure arrives later than `last_time` and the entry started
 //! more than `findtime` ago, the count is rescaled to the rate seen so far,
@@ -13,16 +14,33 @@
 //! `first_time = t − findtime` — fail2ban's `FailTicket.adjustTime`.
 //!
 //! # Memory per tracked key
-//! One entry costs `size_of::<(K, Entry)>()` = 80 B in the hash table (plus 1 control byte,
-//! buckets ≈ capacity · 8/7, capacity up to 2× the length after growth), plus one slot
-//! `size_of::<(TimeKey, K)>()` = 40 B in the `last_time` B-tree index (nodes ~2/3 full).
-//! Measured by [`FailTracker::approx_bytes`] on 100 000 keys (test `memory_per_key_100k`):
-//! **about 170 B per tracked key**, the same for `K = IpAddr` and [`super::FailureKey`]
-//! (both pad to 24 B), plus, per kept matched line, its length + 24 B. So the default cap
-//! of 1 000 000 keys bounds a jail's tracker at about 170 MB without lines.
+//! The daemon must hold a million tracked addresses in well under 300 MB, so the layout is
+//! built for bytes, not for the (rare) oldest-first walks:
+//! - the entries sit densely in a `Vec` of 64-byte slots (`FailureKey` 24 B + counters and
+//!   times 24 B + the lines' 16-byte block pointer); a hash index of 8-byte buckets maps keys
+//!   to slots (about 2 buckets per key just past a power of two, as at 1 000 000). A
+//!   `HashMap<K, Entry>` would carry that slack in 65-byte buckets instead;
+//! - the kept lines are one heap block per entry, length-prefixed (see `Lines`), not a
+//!   `Vec<String>` (vector block + one block and 24-byte header per line);
+//! - no time index: cleanup is one pass over the slots (about 5 ms per million keys, and
+//!   skipped outright while no entry can be old enough), cap eviction one selection + pass
+//!   per 1 % of the cap.
+//!
+//! Measured (test `memory_rss_1m_keys`, release, glibc): 1 000 000 IPv4 keys with one
+//! 101-byte line each cost **193 B of RSS per key** (64 slot + 17 index + 112 line block),
+//! was 473 B with a `HashMap` + `BTreeMap` time index and `Vec<String>` lines. Without
+//! lines, [`FailTracker::approx_bytes`] gives about 105 B per key at 100 000 keys. An
+//! `Id` key adds its own text block. After a cleanup empties most of the tracker, the slot
+//! vector and index shrink (see [`FailTracker::cleanup`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
+mod index;
+mod lines;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
+
+use index::Index;
+use lines::Lines;
 
 /// Python 3's `round()` on a float: halves go to the even neighbour (`round(2.5) == 2`).
 pub fn py_round(x: f64) -> f64 {
@@ -38,7 +56,8 @@ pub struct TrackerConfig {
     pub findtime: f64,
     /// Matched lines kept per entry, newest last (`maxmatches`; 0 keeps none).
     pub maxmatches: usize,
-    /// At most this many keys tracked; a new key beyond it evicts the oldest `last_time`.
+    /// At most this many keys tracked (1 to 2³² − 1); a new key beyond it evicts the oldest
+    /// `last_time` — the oldest 1 % of the cap in one go, see [`FailTracker::add`].
     pub max_tracked: usize,
 }
 
@@ -83,31 +102,21 @@ pub enum Added<K> {
     Reached(FailTicket<K>),
 }
 
-/// Total order over f64 times for the `last_time` index (`total_cmp`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct TimeKey(f64, u64);
-
-impl Eq for TimeKey {}
-impl PartialOrd for TimeKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for TimeKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
-    }
-}
-
+/// One tracked key's counters (40 B: no padding, no index bookkeeping).
 #[derive(Debug, Clone)]
 struct Entry {
     retry: u32,
     failures: u32,
     first_time: f64,
     last_time: f64,
-    /// Sequence number of this entry's slot in the index (with `last_time`).
-    seq: u64,
-    matches: Vec<String>,
+    matches: Lines,
+}
+
+/// A key and its entry, as stored in the dense [`FailTracker`] slot vector.
+#[derive(Debug, Clone)]
+struct Slot<K> {
+    key: K,
+    entry: Entry,
 }
 
 /// Counters of one tracker (fail2ban-client's "Currently failed" / "Total failed").
@@ -121,14 +130,30 @@ pub struct TrackerStats {
     pub evicted: u64,
 }
 
+/// At the cap, one eviction pass removes `max_tracked / EVICT_DIVISOR` entries (1 %, at
+/// least one), so a flood of new keys pays the O(n) pass once per that many inserts.
+const EVICT_DIVISOR: usize = 100;
+
+/// Below this many slots of room, memory is not worth giving back after a cleanup.
+const SHRINK_MIN_CAPACITY: usize = 1024;
+
+/// Slot positions are `u32` in the index, and `u32::MAX` marks an empty bucket.
+const MAX_SLOTS: usize = u32::MAX as usize;
+
 /// fail2ban's `FailManager` over any key type.
 #[derive(Debug, Clone)]
 pub struct FailTracker<K> {
     config: TrackerConfig,
-    entries: HashMap<K, Entry>,
-    /// `last_time` → key, oldest first: cleanup and eviction walk it from the front.
-    by_time: BTreeMap<TimeKey, K>,
-    next_seq: u64,
+    /// Every entry, densely packed in no particular order: a removal moves the last slot
+    /// into the hole. Unused capacity at the end is never touched, so it costs no RSS.
+    slots: Vec<Slot<K>>,
+    /// Key hash → position in `slots`.
+    index: Index,
+    /// Keyed (SipHash) hashing: keys are attacker-chosen addresses.
+    hasher: RandomState,
+    /// No entry has an older `last_time` (a lower bound, exact after each cleanup pass), so
+    /// a cleanup with nothing to drop costs O(1). NaN when a NaN time was added.
+    oldest: f64,
     total: u64,
     evicted: u64,
 }
@@ -136,12 +161,13 @@ pub struct FailTracker<K> {
 impl<K: Clone + Eq + Hash> FailTracker<K> {
     /// An empty tracker. A `max_tracked` of 0 is taken as 1.
     pub fn new(mut config: TrackerConfig) -> Self {
-        config.max_tracked = config.max_tracked.max(1);
+        config.max_tracked = config.max_tracked.clamp(1, MAX_SLOTS);
         FailTracker {
             config,
-            entries: HashMap::new(),
-            by_time: BTreeMap::new(),
-            next_seq: 0,
+            slots: Vec::new(),
+            index: Index::default(),
+            hasher: RandomState::new(),
+            oldest: f64::INFINITY,
             total: 0,
             evicted: 0,
         }
@@ -169,62 +195,76 @@ impl<K: Clone + Eq + Hash> FailTracker<K> {
 
     /// Change the cap; excess entries (oldest first) are evicted now.
     pub fn set_max_tracked(&mut self, max_tracked: usize) {
-        self.config.max_tracked = max_tracked.max(1);
-        while self.entries.len() > self.config.max_tracked {
-            self.evict_oldest();
-        }
+        self.config.max_tracked = max_tracked.clamp(1, MAX_SLOTS);
+        let excess = self.slots.len().saturating_sub(self.config.max_tracked);
+        self.evict_oldest(excess);
     }
 
     /// Add a failure of `key` at `time`, counting `count` (≥ 1; fail2ban's `addAttempt`
     /// counts the number of matched lines given).
+    ///
+    /// A new key while `max_tracked` keys are tracked first evicts the entries with the
+    /// oldest `last_time` — not one but 1 % of the cap (at least one) in a single pass, so
+    /// a flood of new keys costs an O(n) pass per `max_tracked / 100` keys rather than per
+    /// key. Among entries with the same `last_time`, which go first is unspecified.
     pub fn add(&mut self, key: K, time: f64, matches: Vec<String>, count: u32) -> Added<K> {
         self.total += 1;
         let count = count.max(1);
-        let maxmatches = self.config.maxmatches;
-        let findtime = self.config.findtime;
-        let retry = match self.entries.get_mut(&key) {
-            Some(e) => {
-                let old_slot = TimeKey(e.last_time, e.seq);
-                adjust_time(e, time, findtime);
-                e.retry = e.retry.saturating_add(count);
-                e.failures = e.failures.saturating_add(1);
-                push_matches(&mut e.matches, matches, maxmatches);
-                let new_slot = TimeKey(e.last_time, e.seq);
-                let retry = e.retry;
-                if new_slot != old_slot {
-                    self.by_time.remove(&old_slot);
-                    self.by_time.insert(new_slot, key.clone());
-                }
-                retry
-            }
-            None => {
-                if self.entries.len() >= self.config.max_tracked {
-                    self.evict_oldest();
-                }
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                let mut kept = Vec::new();
-                push_matches(&mut kept, matches, maxmatches);
-                self.entries.insert(
-                    key.clone(),
-                    Entry {
-                        retry: count,
-                        failures: 1,
-                        first_time: time,
-                        last_time: time,
-                        seq,
-                        matches: kept,
-                    },
-                );
-                self.by_time.insert(TimeKey(time, seq), key.clone());
-                count
-            }
+        let hash = self.hash(&key);
+        let Some(pos) = self.find(hash, &key) else {
+            return self.add_new(key, hash, time, matches, count);
         };
+        let findtime = self.config.findtime;
+        let e = &mut self.slots[pos].entry;
+        adjust_time(e, time, findtime);
+        e.retry = e.retry.saturating_add(count);
+        e.failures = e.failures.saturating_add(1);
+        e.matches.push(matches, self.config.maxmatches);
+        let retry = e.retry;
+        self.check_reached(pos, hash, retry)
+    }
+
+    fn add_new(
+        &mut self,
+        key: K,
+        hash: u32,
+        time: f64,
+        matches: Vec<String>,
+        count: u32,
+    ) -> Added<K> {
+        let mut lines = Lines::default();
+        lines.push(matches, self.config.maxmatches);
+        let entry = Entry {
+            retry: count,
+            failures: 1,
+            first_time: time,
+            last_time: time,
+            matches: lines,
+        };
+        if count >= self.config.maxretry {
+            // Banned at once (several lines in one go): the entry would leave the tracker
+            // straight away, so it takes no place and evicts nobody.
+            return Added::Reached(ticket(key, entry));
+        }
+        if self.slots.len() >= self.config.max_tracked {
+            let excess = self.slots.len() + 1 - self.config.max_tracked;
+            self.evict_oldest(excess.max(self.config.max_tracked / EVICT_DIVISOR));
+        }
+        // A NaN time makes `oldest` NaN: the next cleanup scans (and drops that entry).
+        if time < self.oldest || time.is_nan() {
+            self.oldest = time;
+        }
+        // `len < max_tracked <= u32::MAX`: the position fits.
+        self.index.insert(hash, self.slots.len() as u32);
+        self.slots.push(Slot { key, entry });
+        Added::Tracking { retry: count }
+    }
+
+    /// Hand out the entry at `pos` if its count reached `maxretry`.
+    fn check_reached(&mut self, pos: usize, hash: u32, retry: u32) -> Added<K> {
         if retry >= self.config.maxretry {
-            match self.take(&key) {
-                Some(t) => Added::Reached(t),
-                None => Added::Tracking { retry },
-            }
+            let Slot { key, entry } = self.remove_at(pos, hash);
+            Added::Reached(ticket(key, entry))
         } else {
             Added::Tracking { retry }
         }
@@ -235,97 +275,139 @@ impl<K: Clone + Eq + Hash> FailTracker<K> {
     /// ticket with `count = retry − 1`). The time rules apply as for a failure at `time`.
     /// Returns `None` if the key is not tracked (already banned or never seen).
     pub fn boost(&mut self, key: &K, time: f64, extra: u32) -> Option<Added<K>> {
-        let findtime = self.config.findtime;
-        let e = self.entries.get_mut(key)?;
-        let old_slot = TimeKey(e.last_time, e.seq);
-        adjust_time(e, time, findtime);
+        let hash = self.hash(key);
+        let pos = self.find(hash, key)?;
+        let e = &mut self.slots[pos].entry;
+        adjust_time(e, time, self.config.findtime);
         e.retry = e.retry.saturating_add(extra);
         let retry = e.retry;
-        let new_slot = TimeKey(e.last_time, e.seq);
-        if new_slot != old_slot {
-            self.by_time.remove(&old_slot);
-            self.by_time.insert(new_slot, key.clone());
-        }
-        if retry >= self.config.maxretry {
-            self.take(key).map(Added::Reached)
-        } else {
-            Some(Added::Tracking { retry })
-        }
+        Some(self.check_reached(pos, hash, retry))
     }
 
     /// Remove and return a tracked entry (fail2ban `delFailure` / `toBan(fid)`).
     pub fn take(&mut self, key: &K) -> Option<FailTicket<K>> {
-        let (key, e) = self.entries.remove_entry(key)?;
-        self.by_time.remove(&TimeKey(e.last_time, e.seq));
-        Some(FailTicket {
-            key,
-            retry: e.retry,
-            failures: e.failures,
-            first_time: e.first_time,
-            last_time: e.last_time,
-            matches: e.matches,
-        })
+        let hash = self.hash(key);
+        let pos = self.find(hash, key)?;
+        let Slot { key, entry } = self.remove_at(pos, hash);
+        Some(ticket(key, entry))
     }
 
     /// A snapshot of a tracked entry.
     pub fn get(&self, key: &K) -> Option<FailTicket<K>> {
-        self.entries.get(key).map(|e| FailTicket {
+        let e = &self.slots[self.find(self.hash(key), key)?].entry;
+        Some(FailTicket {
             key: key.clone(),
             retry: e.retry,
             failures: e.failures,
             first_time: e.first_time,
             last_time: e.last_time,
-            matches: e.matches.clone(),
+            matches: e.matches.to_vec(),
         })
     }
 
     /// The retry count of a tracked key.
     pub fn retry(&self, key: &K) -> Option<u32> {
-        self.entries.get(key).map(|e| e.retry)
+        let pos = self.find(self.hash(key), key)?;
+        Some(self.slots[pos].entry.retry)
     }
 
     /// Drop entries whose `last_time <= now − findtime` (fail2ban's `cleanup`); returns how
-    /// many were dropped. Cost: O(dropped · log n).
+    /// many were dropped.
+    ///
+    /// Cost: O(1) when nothing is that old (the tracker knows a lower bound of the
+    /// `last_time`s); otherwise one pass over all entries (about 5 ms per million keys on one
+    /// core, plus ~0.25 µs per entry dropped), which at fail2ban's pace of one cleanup per
+    /// 5 s is negligible. When the entries left fill at most a quarter of the room, memory is
+    /// given back.
     pub fn cleanup(&mut self, now: f64) -> usize {
         let limit = now - self.config.findtime;
-        let mut dropped = 0;
-        while let Some(entry) = self.by_time.first_entry() {
-            if entry.key().0 > limit {
-                break;
+        if limit < self.oldest {
+            return 0;
+        }
+        let before = self.slots.len();
+        let mut oldest = f64::INFINITY;
+        let mut pos = 0;
+        while let Some(slot) = self.slots.get(pos) {
+            let last_time = slot.entry.last_time;
+            if last_time > limit {
+                oldest = oldest.min(last_time);
+                pos += 1;
+            } else {
+                // The last slot moves into `pos`: look at `pos` again.
+                let hash = self.hash(&slot.key);
+                self.remove_at(pos, hash);
             }
-            let key = entry.remove();
-            self.entries.remove(&key);
-            dropped += 1;
+        }
+        self.oldest = oldest;
+        let dropped = before - self.slots.len();
+        if dropped > 0 {
+            self.shrink();
         }
         dropped
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some((_, key)) = self.by_time.pop_first() {
-            self.entries.remove(&key);
-            self.evicted += 1;
+    /// Evict the `count` entries with the oldest `last_time` (ties in no particular order):
+    /// one selection over a copy of the times (8 B per entry, freed at once) and one pass.
+    fn evict_oldest(&mut self, count: usize) {
+        let count = count.min(self.slots.len());
+        if count == 0 {
+            return;
+        }
+        let mut times: Vec<f64> = self.slots.iter().map(|s| s.entry.last_time).collect();
+        let (older, nth, _) = times.select_nth_unstable_by(count - 1, f64::total_cmp);
+        let threshold = *nth;
+        // Everything strictly older than the `count`-th time goes, and as many entries of
+        // exactly that time as make up `count`.
+        let mut ties = count
+            - older
+                .iter()
+                .filter(|t| t.total_cmp(&threshold).is_lt())
+                .count();
+        drop(times);
+        let mut left = count;
+        let mut pos = 0;
+        while left > 0 {
+            let Some(slot) = self.slots.get(pos) else {
+                break;
+            };
+            let evict = match slot.entry.last_time.total_cmp(&threshold) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Equal if ties > 0 => {
+                    ties -= 1;
+                    true
+                }
+                _ => false,
+            };
+            if evict {
+                let hash = self.hash(&slot.key);
+                self.remove_at(pos, hash);
+                self.evicted += 1;
+                left -= 1;
+            } else {
+                pos += 1;
+            }
         }
     }
 
     /// Keys tracked now.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// Whether nothing is tracked.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 
     /// Sum of the retry counts (fail2ban's `getFailCount`, for tests and status).
     pub fn retry_sum(&self) -> u64 {
-        self.entries.values().map(|e| u64::from(e.retry)).sum()
+        self.slots.iter().map(|s| u64::from(s.entry.retry)).sum()
     }
 
     /// Counters.
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {
-            current: self.entries.len(),
+            current: self.slots.len(),
             total: self.total,
             evicted: self.evicted,
         }
@@ -336,35 +418,76 @@ impl<K: Clone + Eq + Hash> FailTracker<K> {
         self.total = total;
     }
 
-    /// Tracked keys, oldest `last_time` first.
+    /// Tracked keys, oldest `last_time` first (ties in no particular order). Sorts on each
+    /// call, O(n log n): meant for tests and status dumps.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.by_time.values()
+        let mut by_time: Vec<&Slot<K>> = self.slots.iter().collect();
+        by_time.sort_by(|a, b| a.entry.last_time.total_cmp(&b.entry.last_time));
+        by_time.into_iter().map(|s| &s.key)
     }
 
-    /// Forget everything (counters stay).
+    /// Forget everything and give the memory back (counters stay).
     pub fn clear(&mut self) {
-        self.entries.clear();
-        self.by_time.clear();
+        self.slots = Vec::new();
+        self.index = Index::default();
+        self.oldest = f64::INFINITY;
     }
 
-    /// Estimated heap bytes held, from `size_of` and capacities (see the module doc).
+    /// Estimated heap bytes held, from `size_of`, capacities and a typical allocator's
+    /// rounding of each entry's matched-lines block (see the module doc).
     pub fn approx_bytes(&self) -> usize {
-        use std::mem::size_of;
-        // hashbrown: one slot + one control byte per bucket; buckets ≈ capacity · 8/7.
-        let table = self.entries.capacity() * 8 / 7 * (size_of::<(K, Entry)>() + 1);
-        // B-tree leaves hold up to 11 slots; a random-order fill averages about 2/3, and
-        // each node carries a parent pointer, index and length (~16 B).
-        let slot = size_of::<(TimeKey, K)>();
-        let index = self.by_time.len() * (slot * 3 / 2 + 2);
+        let slots = self.slots.capacity() * std::mem::size_of::<Slot<K>>();
         let lines: usize = self
-            .entries
-            .values()
-            .map(|e| {
-                e.matches.capacity() * size_of::<String>()
-                    + e.matches.iter().map(String::capacity).sum::<usize>()
-            })
+            .slots
+            .iter()
+            .map(|s| s.entry.matches.heap_bytes())
             .sum();
-        table + index + lines
+        slots + self.index.heap_bytes() + lines
+    }
+
+    fn hash(&self, key: &K) -> u32 {
+        // The index keeps 32 bits; SipHash's low bits are as good as any.
+        self.hasher.hash_one(key) as u32
+    }
+
+    fn find(&self, hash: u32, key: &K) -> Option<usize> {
+        self.index
+            .find(hash, |pos| self.slots[pos as usize].key == *key)
+            .map(|pos| pos as usize)
+    }
+
+    /// Remove the slot at `pos` (its key hashes to `hash`); the last slot takes its place.
+    fn remove_at(&mut self, pos: usize, hash: u32) -> Slot<K> {
+        self.index.remove(hash, pos as u32);
+        let last = self.slots.len() - 1;
+        if pos != last {
+            let moved = self.hash(&self.slots[last].key);
+            self.index.repoint(moved, last as u32, pos as u32);
+        }
+        self.slots.swap_remove(pos)
+    }
+
+    /// Give memory back once the entries fill at most a quarter of the room (after a flood
+    /// is cleaned up), keeping room for twice the entries left. The lines' blocks are freed
+    /// as entries go; whether the allocator returns those pages to the system is its call.
+    fn shrink(&mut self) {
+        let len = self.slots.len();
+        if self.slots.capacity() > SHRINK_MIN_CAPACITY && len <= self.slots.capacity() / 4 {
+            self.slots.shrink_to(len * 2);
+            self.index.resize(Index::buckets_for(len * 2));
+        }
+    }
+}
+
+/// A ticket out of a removed entry.
+fn ticket<K>(key: K, e: Entry) -> FailTicket<K> {
+    FailTicket {
+        key,
+        retry: e.retry,
+        failures: e.failures,
+        first_time: e.first_time,
+        last_time: e.last_time,
+        matches: e.matches.to_vec(),
     }
 }
 
@@ -384,24 +507,5 @@ fn adjust_time(e: &mut Entry, t: f64, findtime: f64) {
             e.first_time = t - findtime;
         }
         e.last_time = t;
-    }
-}
-
-/// Append `new` lines and keep only the newest `max` (0 keeps none).
-fn push_matches(kept: &mut Vec<String>, new: Vec<String>, max: usize) {
-    if max == 0 {
-        kept.clear();
-        return;
-    }
-    if new.len() >= max {
-        let skip = new.len() - max;
-        kept.clear();
-        kept.extend(new.into_iter().skip(skip));
-        return;
-    }
-    kept.extend(new);
-    if kept.len() > max {
-        let excess = kept.len() - max;
-        kept.drain(..excess);
     }
 }
