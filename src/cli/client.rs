@@ -27,18 +27,8 @@ pub const DEFAULT_SOCKET: &str = "/run/banhammer/banhammer.sock";
 /// Flags every client verb takes.
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
-    /// Config directory whose fail2ban.conf/.local names the socket.
-    #[arg(
-        short = 'c',
-        long = "config-dir",
-        visible_alias = "config",
-        value_name = "DIR",
-        default_value = "/etc/banhammer"
-    )]
-    pub config_dir: PathBuf,
-    /// Control socket path (wins over the configuration).
-    #[arg(short = 's', long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub location: super::DaemonLocation,
     /// Print the daemon's reply envelope as one line of JSON, for scripts.
     #[arg(long)]
     pub json: bool,
@@ -330,7 +320,7 @@ pub fn run(cmd: ClientCmd) -> Result<()> {
 }
 
 fn send(opts: &ClientOpts, inv: Invocation) -> Result<(Invocation, Envelope)> {
-    let socket = socket_path(&opts.config_dir, opts.socket.as_deref())?;
+    let socket = socket_path(&opts.location.config_dir, opts.location.socket.as_deref())?;
     let timeout = Duration::try_from_secs_f64(opts.timeout)
         .map_err(|_| anyhow!("--timeout {}: not a number of seconds", opts.timeout))?;
     let env = crate::control::client::request(&socket, &inv.request, timeout)?;

@@ -30,3 +30,22 @@ pub enum Command {
     #[command(flatten)]
     Client(client::ClientCmd),
 }
+
+/// Where the daemon's configuration and control socket are: the same flags for `run` and
+/// for the client verbs, so a client finds the daemon it was started like.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonLocation {
+    /// Config directory overlaying the embedded tree file by file; its fail2ban.conf/.local
+    /// also names the socket.
+    #[arg(
+        short = 'c',
+        long = "config-dir",
+        visible_alias = "config",
+        value_name = "DIR",
+        default_value = "/etc/banhammer"
+    )]
+    pub config_dir: std::path::PathBuf,
+    /// Control socket path (wins over the configuration's `socket`).
+    #[arg(short = 's', long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+}

@@ -9,18 +9,8 @@ use clap::Args;
 /// Flags of `banhammer run`; each overrides the same setting of `fail2ban.conf`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Config directory overlaying the embedded tree file by file.
-    #[arg(
-        short = 'c',
-        long = "config-dir",
-        visible_alias = "config",
-        value_name = "DIR",
-        default_value = "/etc/banhammer"
-    )]
-    pub config_dir: PathBuf,
-    /// Control socket path (fail2ban.conf `socket`).
-    #[arg(short = 's', long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub location: super::DaemonLocation,
     /// Pid file (fail2ban.conf `pidfile`).
     #[arg(short = 'p', long, value_name = "PATH")]
     pub pidfile: Option<PathBuf>,

@@ -64,14 +64,19 @@ pub struct Context {
 
 /// `banhammer run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    if !args.config_dir.is_dir() && args.config_dir != Path::new("/etc/banhammer") {
+    if !args.location.config_dir.is_dir() && args.location.config_dir != Path::new("/etc/banhammer")
+    {
         bail!(
             "{}: not a directory (expected a config directory)",
-            args.config_dir.display()
+            args.location.config_dir.display()
         );
     }
     // A missing default dir means "embedded config only", as on a fresh machine.
-    let overlay = args.config_dir.is_dir().then(|| args.config_dir.clone());
+    let overlay = args
+        .location
+        .config_dir
+        .is_dir()
+        .then(|| args.location.config_dir.clone());
     let tree = ConfigTree::new(EMBEDDED_CONFIG, overlay.clone());
     let settings = Settings::load(&tree, &args)?;
     crate::logging::set_level(settings.log_level);
@@ -87,7 +92,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         "server",
         "Starting {} (config dir {})",
         banhammer_config::VERSION,
-        args.config_dir.display()
+        args.location.config_dir.display()
     );
     let cfg = banhammer_config::read_jails(&tree).map_err(|e| anyhow!("{e}"))?;
     for w in &cfg.warnings {
@@ -124,7 +129,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     start_signals(tx.clone())?;
     let ctx = Context {
         settings,
-        config_dir: args.config_dir.clone(),
+        config_dir: args.location.config_dir.clone(),
         plan_opts,
         metrics,
     };

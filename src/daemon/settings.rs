@@ -58,6 +58,7 @@ impl Settings {
 
     fn from_spec(spec: &ServerSpec, args: &RunArgs) -> Result<Settings> {
         let socket = args
+            .location
             .socket
             .clone()
             .or_else(|| spec.socket.as_deref().map(PathBuf::from))

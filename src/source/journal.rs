@@ -23,7 +23,7 @@ pub mod options;
 use std::io;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -443,7 +443,13 @@ impl Supervisor {
     }
 
     fn send(&mut self, ev: SourceEvent, patience: Option<Duration>) -> ControlFlow<()> {
-        deliver(&self.sink, ev, &self.stopping, patience, &mut self.gone)
+        super::deliver(
+            &self.sink,
+            ev,
+            || self.stopping.load(Ordering::SeqCst),
+            patience,
+            &mut self.gone,
+        )
     }
 }
 
@@ -453,46 +459,6 @@ fn checkpoint(cursor: String) -> SourceEvent {
         fingerprint: cursor,
         offset: 0,
     })
-}
-
-/// Sends one event, waiting while the channel is full unless a stop was requested (then
-/// only for `patience`, if any). `Break` when not sent. (The file source's `deliver`,
-/// with a flag instead of its `Stopper`.)
-pub(super) fn deliver(
-    sink: &SyncSender<SourceEvent>,
-    mut ev: SourceEvent,
-    stopping: &AtomicBool,
-    patience: Option<Duration>,
-    gone: &mut bool,
-) -> ControlFlow<()> {
-    if *gone {
-        return ControlFlow::Break(());
-    }
-    let started = Instant::now();
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match sink.try_send(ev) {
-            Ok(()) => return ControlFlow::Continue(()),
-            Err(TrySendError::Disconnected(_)) => {
-                *gone = true;
-                return ControlFlow::Break(());
-            }
-            Err(TrySendError::Full(back)) => {
-                ev = back;
-                let give_up = match patience {
-                    Some(p) => started.elapsed() >= p,
-                    None => stopping.load(Ordering::SeqCst),
-                };
-                if give_up {
-                    return ControlFlow::Break(());
-                }
-                // A bounded channel has no "wait for room or for this flag": back off
-                // briefly (a consumer that keeps up never gets here).
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-        }
-    }
 }
 
 /// The time written in a cursor (`t=` field, hex microseconds), to fall back on when

@@ -599,7 +599,7 @@ fn run(
 ) {
     let mut gone = false;
     let mut send = |ev: SourceEvent, patience: Option<Duration>| -> ControlFlow<()> {
-        deliver(&sink, ev, &stopper, patience, &mut gone)
+        deliver(&sink, ev, || stopper.is_stopping(), patience, &mut gone)
     };
     for w in warnings {
         if send(SourceEvent::Warning(w), None).is_break() {
@@ -642,12 +642,13 @@ fn run(
     }
 }
 
-/// Sends one event: waits while the channel is full unless a stop was requested (then only
-/// for `patience`, if any). `Break` when not sent.
-fn deliver(
+/// Sends one event: waits while the channel is full unless a stop was requested
+/// (`stopping()`; then only for `patience`, if any). `Break` when not sent. Shared by the
+/// file, journal and syslog sources.
+pub(crate) fn deliver(
     sink: &SyncSender<SourceEvent>,
     mut ev: SourceEvent,
-    stopper: &Stopper,
+    stopping: impl Fn() -> bool,
     patience: Option<Duration>,
     gone: &mut bool,
 ) -> ControlFlow<()> {
@@ -667,7 +668,7 @@ fn deliver(
                 ev = back;
                 let give_up = match patience {
                     Some(p) => started.elapsed() >= p,
-                    None => stopper.is_stopping(),
+                    None => stopping(),
                 };
                 if give_up {
                     return ControlFlow::Break(());

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::parse::parse_datagram;
 use super::{SyslogListen, MAX_DATAGRAM};
-use crate::source::journal::deliver;
+use crate::source::deliver;
 use crate::source::SourceEvent;
 
 /// This machine's host name without its domain (rsyslog writes the short name unless
@@ -253,7 +253,14 @@ impl Listener {
     fn run(self) {
         let mut gone = false;
         let send = |ev: SourceEvent, gone: &mut bool| {
-            deliver(&self.sink, ev, &self.stopping, None, gone).is_continue()
+            deliver(
+                &self.sink,
+                ev,
+                || self.stopping.load(Ordering::SeqCst),
+                None,
+                gone,
+            )
+            .is_continue()
         };
         if self.say_caught_up && !send(SourceEvent::CaughtUp, &mut gone) {
             return;
