@@ -7,7 +7,6 @@ use banhammer_core::jail::{Decision, FailureKey};
 use serde_json::{json, Value};
 
 use super::engine::Engine;
-use super::reader::unix_now;
 use super::settings::DbLocation;
 use crate::control::protocol::{BanEntry, Envelope, JailBans, JailStatus, Reply, Request};
 use crate::logging;
@@ -91,7 +90,7 @@ impl Engine {
                 Err(e) => return Envelope::err(e),
             }
         }
-        let now = unix_now();
+        let now = self.ctx.clock.now();
         let mut count = 0;
         for key in keys {
             let Some(rt) = self.jails.get_mut(jail) else {

@@ -18,9 +18,8 @@ use banhammer_store::{BanData, BanRecord, Change, Checkpoint, Family, Store};
 
 use super::event::{Event, Found, SignalKind};
 use super::jails::{ActionRuntime, JailRuntime};
-use super::reader::unix_now;
 use super::Context;
-use crate::action::nftables::{NftBackend, NftChange};
+use crate::action::nftables::NftChange;
 use crate::{error, info, notice, warning};
 
 /// Events handled per turn at most, so expiries and flushes are never starved.
@@ -47,7 +46,8 @@ pub struct Engine {
     /// Jail names in configuration order (status lists, `banned`).
     pub(super) order: Vec<String>,
     pub(super) store: Store,
-    pub(super) nft: Option<NftBackend>,
+    /// The native firewall, once a jail needs it.
+    pub(super) nft: Option<Box<dyn super::firewall::Firewall>>,
     pub(super) syslog_hub: super::sources::SyslogHub,
     pub(super) events: SyncSender<Event>,
     rx: Receiver<Event>,
@@ -126,7 +126,7 @@ impl Engine {
                     n += 1;
                 }
             }
-            self.expire(unix_now());
+            self.expire(self.ctx.clock.now());
             self.flush();
             self.housekeeping();
         }
@@ -160,7 +160,7 @@ impl Engine {
                 checkpoint,
                 ..
             } if &*j == jail => {
-                let cp = checkpoint.to_store(&j, unix_now());
+                let cp = checkpoint.to_store(&j, self.ctx.clock.now());
                 self.checkpoints
                     .insert((j.to_string(), cp.path.clone()), cp);
             }
@@ -180,7 +180,7 @@ impl Engine {
 
     /// How long to sleep: until the next ban ends, at most [`IDLE_WAKE`].
     fn next_wake(&self) -> Duration {
-        let now = unix_now();
+        let now = self.ctx.clock.now();
         let next = self
             .jails
             .values()
@@ -194,7 +194,7 @@ impl Engine {
         }
     }
 
-    fn handle(&mut self, ev: Event) {
+    pub(super) fn handle(&mut self, ev: Event) {
         match ev {
             Event::Found {
                 jail,
@@ -212,7 +212,7 @@ impl Engine {
                 checkpoint,
             } => {
                 if self.is_current(&jail, generation) {
-                    let cp = checkpoint.to_store(&jail, unix_now());
+                    let cp = checkpoint.to_store(&jail, self.ctx.clock.now());
                     self.checkpoints
                         .insert((jail.to_string(), cp.path.clone()), cp);
                 }
@@ -269,7 +269,7 @@ impl Engine {
         if rt.generation != generation {
             return;
         }
-        let now = unix_now();
+        let now = self.ctx.clock.now();
         rt.state.set_now(now);
         rt.state.set_time_mode(if f.catching_up {
             banhammer_core::jail::TimeMode::Initial
@@ -430,7 +430,7 @@ impl Engine {
     }
 
     /// Ends the bans whose time has come.
-    fn expire(&mut self, now: f64) {
+    pub(super) fn expire(&mut self, now: f64) {
         let names: Vec<String> = self.jails.keys().cloned().collect();
         for name in names {
             let unbans = match self.jails.get_mut(&name) {
@@ -537,7 +537,10 @@ impl Engine {
     fn housekeeping(&mut self) {
         if self.last_purge.elapsed() >= PURGE_EVERY {
             self.last_purge = Instant::now();
-            match self.store.purge(unix_now(), self.ctx.settings.db_purge_age) {
+            match self
+                .store
+                .purge(self.ctx.clock.now(), self.ctx.settings.db_purge_age)
+            {
                 Ok(p) => info!(
                     "database",
                     "purged {} history row(s), {} expired ban(s)", p.history, p.expired_bans
@@ -555,7 +558,7 @@ impl Engine {
 
     /// Re-installs the unexpired bans of the store, in one batch per backend.
     pub(super) fn restore(&mut self, only: Option<&str>) {
-        let now = unix_now();
+        let now = self.ctx.clock.now();
         let started = Instant::now();
         let records = match self.store.active_bans(now) {
             Ok(r) => r,

@@ -166,7 +166,7 @@ impl Engine {
         }
         self.jails.insert(name.clone(), rt);
         info!("jail", "Jail '{name}' started");
-        let now = super::reader::unix_now();
+        let now = self.ctx.clock.now();
         for b in carry {
             let d = match self.jails.get_mut(&name) {
                 Some(rt) => {
@@ -198,7 +198,7 @@ impl Engine {
                     None => {
                         let n = NftBackend::new(Path::new("nft"), super::NFT_TABLE)
                             .map_err(|e| anyhow!("nftables: {e}"))?;
-                        self.nft.insert(n)
+                        self.nft.insert(Box::new(n))
                     }
                 };
                 nft.start_jail(spec)

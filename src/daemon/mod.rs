@@ -11,6 +11,7 @@ pub mod commands;
 pub mod control;
 pub mod engine;
 pub mod event;
+pub mod firewall;
 pub mod ignorecmd;
 pub mod jails;
 pub mod plan;
@@ -60,6 +61,8 @@ pub struct Context {
     pub plan_opts: PlanOptions,
     /// Prometheus counters, when served.
     pub metrics: Option<Arc<Metrics>>,
+    /// The clock decisions are made by.
+    pub clock: firewall::Clock,
 }
 
 /// `banhammer run`.
@@ -132,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         config_dir: args.location.config_dir.clone(),
         plan_opts,
         metrics,
+        clock: firewall::Clock::system(),
     };
     let mut engine = Engine::new(ctx, store, tx, rx);
     for p in plans {
@@ -262,3 +266,6 @@ impl Drop for PidFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,6 @@ use banhammer_config::ConfigTree;
 
 use super::engine::Engine;
 use super::plan::{plan, JailPlan};
-use super::reader::unix_now;
 use crate::embedded::EMBEDDED_CONFIG;
 use crate::{error, warning};
 
@@ -40,7 +39,7 @@ impl Engine {
         for w in &cfg.warnings {
             warning!("config", "{}: {}", w.origin, w.message);
         }
-        let now = unix_now();
+        let now = self.ctx.clock.now();
         let mut order = Vec::new();
         let mut plans: BTreeMap<String, JailPlan> = BTreeMap::new();
         for spec in cfg.jails.iter().filter(|j| j.enabled) {

@@ -1,0 +1,68 @@
+//! What the main loop needs from a firewall backend, and the clock it decides by. Both are
+//! seams for the hermetic engine tests: a recording firewall and a clock that only moves
+//! when the test says so.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::action::nftables::{NftBackend, NftChange, NftJailSpec};
+
+/// The native backend's operations, as the main loop uses them.
+pub trait Firewall: Send {
+    /// Sets up a jail's sets and rules (idempotent).
+    fn start_jail(&mut self, spec: &NftJailSpec) -> Result<(), String>;
+    /// Removes a jail's rules and sets.
+    fn stop_jail(&mut self, jail: &str) -> Result<(), String>;
+    /// Applies a batch of bans and unbans as one transaction.
+    fn apply(&mut self, batch: &[NftChange]) -> Result<(), String>;
+}
+
+impl Firewall for NftBackend {
+    fn start_jail(&mut self, spec: &NftJailSpec) -> Result<(), String> {
+        NftBackend::start_jail(self, spec).map_err(|e| e.to_string())
+    }
+
+    fn stop_jail(&mut self, jail: &str) -> Result<(), String> {
+        NftBackend::stop_jail(self, jail).map_err(|e| e.to_string())
+    }
+
+    fn apply(&mut self, batch: &[NftChange]) -> Result<(), String> {
+        NftBackend::apply(self, batch).map_err(|e| e.to_string())
+    }
+}
+
+/// The daemon's clock: the system's, or a manual one (tests).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicU64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// A clock standing at `t` (unix seconds) until [`Clock::advance`] moves it.
+    pub fn manual(t: f64) -> Clock {
+        Clock {
+            manual: Some(Arc::new(AtomicU64::new(t.to_bits()))),
+        }
+    }
+
+    /// Now, in unix seconds.
+    pub fn now(&self) -> f64 {
+        match &self.manual {
+            Some(t) => f64::from_bits(t.load(Ordering::SeqCst)),
+            None => super::reader::unix_now(),
+        }
+    }
+
+    /// Moves a manual clock forward (no effect on the system clock).
+    pub fn advance(&self, secs: f64) {
+        if let Some(t) = &self.manual {
+            let now = f64::from_bits(t.load(Ordering::SeqCst));
+            t.store((now + secs).to_bits(), Ordering::SeqCst);
+        }
+    }
+}
