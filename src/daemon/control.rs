@@ -284,8 +284,8 @@ impl Engine {
                 .iter()
                 .map(|a| a.actname().to_string())
                 .collect::<Vec<_>>()),
-            "findtime" => json!(spec.findtime),
-            "bantime" => json!(spec.bantime),
+            "findtime" => seconds(spec.findtime),
+            "bantime" => seconds(spec.bantime),
             "maxretry" => json!(spec.maxretry),
             "maxmatches" => json!(spec.maxmatches),
             "usedns" => json!(spec.usedns),
@@ -311,6 +311,15 @@ impl Engine {
         );
         banhammer_config::read_jails(&tree)
             .is_ok_and(|c| c.jails.iter().any(|j| j.name == name && j.enabled))
+    }
+}
+
+/// Seconds as fail2ban-client prints them: whole numbers without a fraction.
+fn seconds(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
     }
 }
 

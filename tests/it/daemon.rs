@@ -278,6 +278,14 @@ fn bans_after_maxretry_and_answers_like_fail2ban_client() {
         metrics.contains("banhammer_failures_total{jail=\"wordpress\"} 4"),
         "{metrics}"
     );
+    assert_eq!(
+        d.client_ok(&["get", "wordpress", "findtime"]).trim(),
+        "3600"
+    );
+    assert_eq!(
+        d.client_ok(&["get", "wordpress", "logpath"]),
+        format!("Current monitored log file(s):\n`- {}\n", s.log().display())
+    );
     // By hand, as fail2ban-client words it.
     assert_eq!(
         d.client_ok(&["client", "set", "wordpress", "banip", "192.0.2.50"])
