@@ -160,6 +160,9 @@ struct ChunkResult {
     end: u64,
     stats: ScanStats,
     failures: Vec<Failure>,
+    /// With a [`FormatFailure`]: the chunk's failures already formatted (and `failures`
+    /// left empty).
+    out: Vec<u8>,
     /// [`Mode::Split`]: each tested line's searches, to be merged in order.
     matches: Vec<(LineRef, LineMatches)>,
     /// [`Mode::Split`]: the last date the worker saw in the chunk.
@@ -266,12 +269,61 @@ fn mode(filter: &Filter) -> Mode {
     }
 }
 
+/// Turns one failure into output bytes (`banhammer regex -o`), appended to the buffer.
+pub type FormatFailure<'a> = &'a (dyn Fn(&Failure, &mut Vec<u8>) + Sync);
+
 /// Scan `input` through `filter`, calling `on_failure` for every failure in input order.
 pub fn scan(
     filter: &Filter,
     input: &Input,
     opts: &ScanOptions,
+    on_failure: impl FnMut(&Failure) -> Result<()>,
+    on_progress: impl FnMut(u64),
+) -> Result<ScanStats> {
+    scan_with(
+        filter,
+        input,
+        opts,
+        None,
+        on_failure,
+        |_| Ok(()),
+        on_progress,
+    )
+}
+
+/// Scan `input` through `filter`, formatting every failure with `format` and handing the
+/// bytes to `write` in input order. The formatting runs where the failure is found (on the
+/// workers, except for the in-order merge of multi-line-id filters): the thread that puts
+/// chunks back in order then only copies bytes, and a failure is freed by the thread that
+/// allocated it (cross-thread frees contend on the allocator's arena lock).
+pub fn scan_formatted(
+    filter: &Filter,
+    input: &Input,
+    opts: &ScanOptions,
+    format: FormatFailure<'_>,
+    write: impl FnMut(&[u8]) -> Result<()>,
+    on_progress: impl FnMut(u64),
+) -> Result<ScanStats> {
+    scan_with(
+        filter,
+        input,
+        opts,
+        Some(format),
+        |_| Ok(()),
+        write,
+        on_progress,
+    )
+}
+
+/// [`scan`] and [`scan_formatted`]: failures go to `on_failure`, or, with `format`, to
+/// `on_output` as bytes.
+fn scan_with(
+    filter: &Filter,
+    input: &Input,
+    opts: &ScanOptions,
+    format: Option<FormatFailure<'_>>,
     mut on_failure: impl FnMut(&Failure) -> Result<()>,
+    mut on_output: impl FnMut(&[u8]) -> Result<()>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<ScanStats> {
     let mode = mode(filter);
@@ -302,7 +354,7 @@ pub fn scan(
             let done_tx = done_tx.clone();
             let free_tx = free_tx.clone();
             s.spawn(move || {
-                let mut worker = Worker::new(filter, opts, mode);
+                let mut worker = Worker::new(filter, opts, mode, format);
                 loop {
                     // The lock is held only to take the next chunk, never while working.
                     let next = match work_rx.lock() {
@@ -335,6 +387,7 @@ pub fn scan(
             runner: filter.runner(),
             process: process_options(opts),
             dns_cache: std::collections::HashMap::new(),
+            format,
         };
         let mut failed: Option<anyhow::Error> = None;
         for result in done_rx.iter() {
@@ -343,6 +396,11 @@ pub fn scan(
                 next_seq += 1;
                 if mode == Mode::Split {
                     merger.merge(&mut r, opts);
+                }
+                if failed.is_none() && !r.out.is_empty() {
+                    if let Err(e) = on_output(&r.out) {
+                        failed = Some(e);
+                    }
                 }
                 if failed.is_none() {
                     for f in &r.failures {
@@ -386,10 +444,17 @@ struct Worker<'f> {
     skip_with: Option<&'f banhammer_core::filter::Prefilter>,
     /// Names already resolved by this worker.
     dns_cache: std::collections::HashMap<String, Vec<String>>,
+    /// Format failures here rather than passing them on (see [`scan_formatted`]).
+    format: Option<FormatFailure<'f>>,
 }
 
 impl<'f> Worker<'f> {
-    fn new(filter: &'f Filter, opts: &'f ScanOptions, mode: Mode) -> Self {
+    fn new(
+        filter: &'f Filter,
+        opts: &'f ScanOptions,
+        mode: Mode,
+        format: Option<FormatFailure<'f>>,
+    ) -> Self {
         // fail2ban checks ignoreregex on every line first when there are fewer
         // ignoreregexes than failregexes - 2; skipping lines is still sound then, since
         // only failures are reported and an ignored line yields none.
@@ -406,6 +471,7 @@ impl<'f> Worker<'f> {
             process: process_options(opts),
             skip_with,
             dns_cache: std::collections::HashMap::new(),
+            format,
         }
     }
 
@@ -413,6 +479,7 @@ impl<'f> Worker<'f> {
     fn process(&mut self, chunk: Chunk) -> (ChunkResult, Vec<u8>) {
         let mut stats = ScanStats::new(self.filter);
         let mut failures = Vec::new();
+        let mut out = Vec::new();
         let mut matches = Vec::new();
         let split = self.mode == Mode::Split;
         if split {
@@ -465,6 +532,7 @@ impl<'f> Worker<'f> {
                 resolve_names(&mut self.dns_cache, &mut r);
             }
             account(&mut stats, &mut failures, r, line_ref, self.opts);
+            format_into(self.format, &mut failures, &mut out);
         }
         let end = chunk.offset + bytes.len() as u64;
         (
@@ -473,6 +541,7 @@ impl<'f> Worker<'f> {
                 end,
                 stats,
                 failures,
+                out,
                 matches,
                 last_date: if split {
                     self.runner.take_last_date()
@@ -482,6 +551,16 @@ impl<'f> Worker<'f> {
             },
             chunk.bytes,
         )
+    }
+}
+
+/// With a formatter, move `failures` into `out` as bytes (failures are then dropped here,
+/// by the thread that made them).
+fn format_into(format: Option<FormatFailure<'_>>, failures: &mut Vec<Failure>, out: &mut Vec<u8>) {
+    if let Some(format) = format {
+        for f in failures.drain(..) {
+            format(&f, out);
+        }
     }
 }
 
@@ -581,6 +660,7 @@ struct Merger<'f> {
     runner: FilterRunner<'f>,
     process: ProcessOptions,
     dns_cache: std::collections::HashMap<String, Vec<String>>,
+    format: Option<FormatFailure<'f>>,
 }
 
 impl Merger<'_> {
@@ -592,6 +672,7 @@ impl Merger<'_> {
                 resolve_names(&mut self.dns_cache, &mut lr);
             }
             account(&mut r.stats, &mut r.failures, lr, line_ref, opts);
+            format_into(self.format, &mut r.failures, &mut r.out);
         }
         if let Some(d) = r.last_date.take() {
             self.runner.set_last_date(d);

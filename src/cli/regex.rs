@@ -145,13 +145,18 @@ pub fn run(args: RegexArgs) -> Result<()> {
 
     if let Some(tokens) = &args.out {
         let format = OutFormat::parse(tokens);
-        scan::scan(
+        // Formatted on the worker threads; written here in input order.
+        let format_one = |f: &Failure, buf: &mut Vec<u8>| {
+            // writing into a Vec cannot fail
+            let _ = format.write(buf, f);
+        };
+        scan::scan_formatted(
             &filter,
             &input,
             &opts,
-            |f| {
-                format
-                    .write(&mut out, f)
+            &format_one,
+            |bytes| {
+                out.write_all(bytes)
                     .context("cannot write to standard output")
             },
             |done| progress.update(done),
@@ -316,21 +321,16 @@ fn substitute(
     f: &Failure,
     msg_line: Option<&str>,
 ) -> std::io::Result<()> {
-    let escaped = |v: &str| v.replace('\0', "\\x00");
     for piece in pieces {
         match piece {
             Piece::Text(t) => out.write_all(t.as_bytes())?,
             // An action's <ip> is the ticket id (fail2ban's ActionInfo), not the `ip` group.
-            Piece::Tag(t) if t == "ip" || t == "fid" || t == "id" => {
-                out.write_all(escaped(&f.fid).as_bytes())?
-            }
-            Piece::Tag(t) if t == "time" => out.write_all(pyfmt::float(f.time).as_bytes())?,
-            Piece::Tag(t) if t == "matches" => {
-                out.write_all(escaped(&f.matches.join("\n")).as_bytes())?
-            }
+            Piece::Tag(t) if t == "ip" || t == "fid" || t == "id" => write_escaped(out, &f.fid)?,
+            Piece::Tag(t) if t == "time" => write_time(out, f.time)?,
+            Piece::Tag(t) if t == "matches" => write_escaped(out, &f.matches.join("\n"))?,
             Piece::Tag(t) if t == "msg" => {
                 let v = msg_line.map_or_else(|| f.matches.join("\n"), str::to_string);
-                out.write_all(escaped(&v).as_bytes())?
+                write_escaped(out, &v)?
             }
             Piece::Tag(t) if t == "failures" => out.write_all(b"1")?,
             Piece::Tag(t) => {
@@ -339,13 +339,36 @@ fn substitute(
                     .and_then(|name| f.groups.get(&name.to_ascii_lowercase()))
                     .map(pyfmt::group_value_str);
                 match value {
-                    Some(v) => out.write_all(escaped(&v).as_bytes())?,
+                    Some(v) => write_escaped(out, &v)?,
                     None => write!(out, "<{t}>")?,
                 }
             }
         }
     }
     writeln!(out)
+}
+
+/// `v` with NUL bytes written as `\x00`; no copy in the usual case of no NUL.
+fn write_escaped(out: &mut impl Write, v: &str) -> std::io::Result<()> {
+    if memchr::memchr(0, v.as_bytes()).is_some() {
+        out.write_all(v.replace('\0', "\\x00").as_bytes())
+    } else {
+        out.write_all(v.as_bytes())
+    }
+}
+
+/// A failure's time as Python prints the float ([`pyfmt::float`]). Log dates are whole
+/// seconds nearly always: those are written as an integer and `.0`, without the float
+/// formatting machinery (which costs as much as the rest of an output line).
+fn write_time(out: &mut impl Write, t: f64) -> std::io::Result<()> {
+    // below 2^53 every whole number is exact, and Python's repr switches to exponent
+    // notation only from 1e16 on
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if (1.0..EXACT).contains(&t) && t.fract() == 0.0 {
+        write!(out, "{}.0", t as u64)
+    } else {
+        out.write_all(pyfmt::float(t).as_bytes())
+    }
 }
 
 fn failure_json(f: &Failure) -> Value {
@@ -722,6 +745,26 @@ fn pprint_list(out: &mut impl Write, lines: &[String], header: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_fast_path_prints_like_pyfmt() {
+        for t in [
+            1795564800.0,
+            1795564800.5,
+            1.0,
+            0.0,
+            -0.0,
+            -3.0,
+            0.25,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            1e17,
+        ] {
+            let mut out = Vec::new();
+            write_time(&mut out, t).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), pyfmt::float(t), "{t}");
+        }
+    }
 
     #[test]
     fn shortstr_cuts_like_fail2ban() {

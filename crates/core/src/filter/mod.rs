@@ -218,24 +218,15 @@ impl CompiledRegex {
     }
 }
 
-/// A compiled filter: immutable, shared between runners.
-#[derive(Debug)]
-pub struct Filter {
-    pub(crate) prefregex: Option<CompiledRegex>,
-    pub(crate) failregex: Vec<CompiledRegex>,
-    pub(crate) ignoreregex: Vec<CompiledRegex>,
-    pub(crate) maxlines: usize,
-    pub(crate) usedns: UseDns,
-    pub(crate) date: DateDetector,
-    pub(crate) prefilter: Option<Prefilter>,
+/// A filter's compiled regexes (the part of [`Filter::new`] that is not the date detector).
+struct Regexes {
+    prefregex: Option<CompiledRegex>,
+    failregex: Vec<CompiledRegex>,
+    ignoreregex: Vec<CompiledRegex>,
 }
 
-impl Filter {
-    /// Compile a filter.
-    pub fn new(cfg: &FilterConfig) -> Result<Filter, FilterError> {
-        if cfg.maxlines == 0 {
-            return Err(FilterError::MaxLines);
-        }
+impl Regexes {
+    fn compile(cfg: &FilterConfig) -> Result<Regexes, FilterError> {
         let dns = cfg.usedns != UseDns::No;
         let multi = cfg.maxlines > 1;
         let prefregex = match &cfg.prefregex {
@@ -275,12 +266,61 @@ impl Filter {
                 multi,
             )?);
         }
-        let date = DateDetector::new(&DateConfig {
+        Ok(Regexes {
+            prefregex,
+            failregex,
+            ignoreregex,
+        })
+    }
+}
+
+/// A compiled filter: immutable, shared between runners.
+#[derive(Debug)]
+pub struct Filter {
+    pub(crate) prefregex: Option<CompiledRegex>,
+    pub(crate) failregex: Vec<CompiledRegex>,
+    pub(crate) ignoreregex: Vec<CompiledRegex>,
+    pub(crate) maxlines: usize,
+    pub(crate) usedns: UseDns,
+    pub(crate) date: DateDetector,
+    pub(crate) prefilter: Option<Prefilter>,
+}
+
+impl Filter {
+    /// Compile a filter.
+    pub fn new(cfg: &FilterConfig) -> Result<Filter, FilterError> {
+        if cfg.maxlines == 0 {
+            return Err(FilterError::MaxLines);
+        }
+        let date_cfg = DateConfig {
             datepattern: cfg.datepattern.clone(),
             default_tz: cfg.timezone.clone(),
             now: cfg.now,
-        })?;
-        let prefilter = if multi {
+        };
+        // The date detector (for fail2ban's default templates, ~30 M instructions of
+        // pattern rewriting on first use) is built on a helper thread while the regexes
+        // compile: a one-shot `banhammer regex` then waits for the longer of the two
+        // rather than their sum. Regex errors are reported first, as before.
+        let (regexes, date) = std::thread::scope(|s| {
+            let helper =
+                std::thread::Builder::new().spawn_scoped(s, || DateDetector::new(&date_cfg));
+            let regexes = Regexes::compile(cfg);
+            let date = match helper {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
+                // no thread to be had: build it here
+                Err(_) => DateDetector::new(&date_cfg),
+            };
+            (regexes, date)
+        });
+        let Regexes {
+            prefregex,
+            failregex,
+            ignoreregex,
+        } = regexes?;
+        let date = date?;
+        let prefilter = if cfg.maxlines > 1 {
             None
         } else {
             Prefilter::build(prefregex.as_ref(), &failregex)
