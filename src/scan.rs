@@ -75,6 +75,9 @@ pub struct ScanOptions {
     /// Resolve hosts that matched as DNS names, as fail2ban does with `usedns = yes|warn`:
     /// one failure per address, none when the name does not resolve.
     pub resolve_dns: bool,
+    /// Failures need no `groups` nor `matches` (a `-o` format of ids and times only): the
+    /// workers' runners are lean ([`FilterRunner::set_lean`]).
+    pub lean_failures: bool,
 }
 
 /// Where a remembered line lives, so long listings never hold every line in memory.
@@ -463,9 +466,11 @@ impl<'f> Worker<'f> {
         } else {
             None
         };
+        let mut runner = filter.runner();
+        runner.set_lean(opts.lean_failures);
         Worker {
             filter,
-            runner: filter.runner(),
+            runner,
             opts,
             mode,
             process: process_options(opts),

@@ -136,6 +136,10 @@ pub fn run(args: RegexArgs) -> Result<()> {
                 args.usedns.as_deref().or(resolved.spec.usedns.as_deref()),
                 Some("no" | "raw")
             ),
+        lean_failures: args
+            .out
+            .as_deref()
+            .is_some_and(|t| OutFormat::parse(t).is_lean()),
     };
 
     let stdout = std::io::stdout();
@@ -254,6 +258,19 @@ impl OutFormat {
         }
     }
 
+    /// Whether this format reads only a failure's id and time (not its groups nor matched
+    /// lines), so that the scan may leave those out.
+    fn is_lean(&self) -> bool {
+        match self {
+            OutFormat::Id => true,
+            OutFormat::Template(pieces) => pieces.iter().all(|p| match p {
+                Piece::Text(_) => true,
+                Piece::Tag(t) => matches!(t.as_str(), "ip" | "fid" | "id" | "time" | "failures"),
+            }),
+            OutFormat::Ip | OutFormat::Msg | OutFormat::Row | OutFormat::Group(_) => false,
+        }
+    }
+
     fn write(&self, out: &mut impl Write, f: &Failure) -> std::io::Result<()> {
         match self {
             OutFormat::Id => writeln!(out, "{}", f.fid),
@@ -365,7 +382,17 @@ fn write_time(out: &mut impl Write, t: f64) -> std::io::Result<()> {
     // notation only from 1e16 on
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if (1.0..EXACT).contains(&t) && t.fract() == 0.0 {
-        write!(out, "{}.0", t as u64)
+        // digits by hand: `write!` costs a few hundred instructions per line here
+        let mut digits = [0u8; 20];
+        let mut n = t as u64;
+        let mut i = digits.len();
+        while n > 0 {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.write_all(&digits[i..])?;
+        out.write_all(b".0")
     } else {
         out.write_all(pyfmt::float(t).as_bytes())
     }

@@ -18,6 +18,13 @@
 
 use std::fmt;
 
+use regex_automata::nfa::thompson::{
+    self,
+    backtrack::{self, BoundedBacktracker},
+};
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input, PatternID};
+
 /// A Python pattern that could not be translated or compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid regex {pattern:?}: {reason}")]
@@ -776,8 +783,37 @@ impl Spans {
 pub struct CaptureCache {
     full: Option<regex::CaptureLocations>,
     ascii: Option<regex::CaptureLocations>,
-    rest_full: Option<regex::CaptureLocations>,
-    rest_ascii: Option<regex::CaptureLocations>,
+    // boxed: a runner moves its caches in and out of its scratch space on every line
+    rest_full: Option<Box<RestCache>>,
+    rest_ascii: Option<Box<RestCache>>,
+}
+
+/// Search storage of a [`Split`]'s `rest` backtracker.
+#[derive(Debug)]
+struct RestCache {
+    cache: backtrack::Cache,
+    caps: Captures,
+}
+
+/// The `rest` storage of `slot` for `bt`, created on first use (or if `slot` was last used
+/// with a backtracker of another shape).
+fn rest_cache<'c>(
+    slot: &'c mut Option<Box<RestCache>>,
+    bt: &BoundedBacktracker,
+) -> &'c mut RestCache {
+    let slots = bt.get_nfa().group_info().slot_len();
+    if slot
+        .as_ref()
+        .is_some_and(|c| c.caps.group_info().slot_len() != slots)
+    {
+        *slot = None;
+    }
+    slot.get_or_insert_with(|| {
+        Box::new(RestCache {
+            cache: bt.create_cache(),
+            caps: bt.create_captures(),
+        })
+    })
 }
 
 /// The capture locations of `cache` for `re`, created on first use (or if `cache` was last
@@ -838,6 +874,29 @@ fn build_like(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Option<r
     (re.captures_len() == original.captures_len()
         && re.capture_names().eq(original.capture_names()))
     .then_some(re)
+}
+
+/// `hir` as a bounded backtracker (the capture engine `regex` picks for short haystacks), if
+/// it has the groups of `original`. Used directly rather than through `regex::Regex`, whose
+/// capture search first runs a lazy DFA to find the match span: the split search already
+/// knows it.
+fn backtracker_like(
+    hir: &regex_syntax::hir::Hir,
+    original: &regex::Regex,
+) -> Option<BoundedBacktracker> {
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(64 << 20)))
+        .build_from_hir(hir)
+        .ok()?;
+    let groups = nfa.group_info();
+    let same = groups.group_len(PatternID::ZERO) == original.captures_len()
+        && groups
+            .pattern_names(PatternID::ZERO)
+            .eq(original.capture_names());
+    if !same {
+        return None;
+    }
+    BoundedBacktracker::builder().build_from_nfa(nfa).ok()
 }
 
 /// See [`ascii_twin`].
@@ -902,6 +961,11 @@ fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
 /// `rest` match is not `[m, e)` (both impossible by the above, checked anyway), the full capture
 /// search runs instead.
 ///
+/// Since the match of `rest` is known to be `[m, e)`, the capture engine (a bounded
+/// backtracker) runs on that span alone, anchored: no DFA pass to find it again. Limiting the
+/// span only drops candidate matches ending after `e`, and the highest-priority one ends at
+/// `e`; assertions still see the whole tail (`$` at `e` looks past the span's end).
+///
 /// `rest` and its ASCII twin are compiled on first use: a pattern that never matches costs
 /// nothing more than its parse.
 struct Split {
@@ -910,9 +974,9 @@ struct Split {
     /// `\A·L·R`, parsed.
     rest_hir: regex_syntax::hir::Hir,
     /// `\A·L·R` compiled (`None`: it does not compile to the full pattern's groups).
-    rest: std::sync::OnceLock<Option<regex::Regex>>,
+    rest: std::sync::OnceLock<Option<BoundedBacktracker>>,
     /// ASCII twin of `rest` (see [`ascii_twin`]), used when the full pattern's twin is.
-    rest_ascii: std::sync::OnceLock<Option<regex::Regex>>,
+    rest_ascii: std::sync::OnceLock<Option<BoundedBacktracker>>,
 }
 
 /// The [`Split`] of a fast pattern, parsed as `hir`; `None` when it has no such form.
@@ -1178,10 +1242,12 @@ fn split_captures(
     let (rest, slot) = if twin {
         let rest = split
             .rest_ascii
-            .get_or_init(|| build_like(&ascii_hir(split.rest_hir.clone()), full));
+            .get_or_init(|| backtracker_like(&ascii_hir(split.rest_hir.clone()), full));
         (rest, &mut cache.rest_ascii)
     } else {
-        let rest = split.rest.get_or_init(|| build_like(&split.rest_hir, full));
+        let rest = split
+            .rest
+            .get_or_init(|| backtracker_like(&split.rest_hir, full));
         (rest, &mut cache.rest_full)
     };
     let Some(rest) = rest else {
@@ -1190,15 +1256,21 @@ fn split_captures(
     let Some(tail) = hay.get(at..) else {
         return false;
     };
-    let locs = locations(slot, rest);
-    match rest.captures_read(locs, tail) {
+    // `[0, e - at)` of the tail is the match of `rest` (see [`Split`])
+    let input = Input::new(tail).span(0..e - at).anchored(Anchored::Yes);
+    let RestCache { cache, caps } = rest_cache(slot, rest);
+    // an error: the span is too long for the backtracker's visited set
+    if rest.try_search(cache, &input, caps).is_err() {
+        return false;
+    }
+    match caps.get_match() {
         Some(m) if m.start() == 0 && at + m.end() == e => {}
         _ => return false,
     }
     spans.spans.push(Some(whole));
-    spans
-        .spans
-        .extend((1..locs.len()).map(|i| locs.get(i).map(|(a, b)| (at + a, at + b))));
+    spans.spans.extend(
+        (1..caps.group_len()).map(|i| caps.get_group(i).map(|g| (at + g.start, at + g.end))),
+    );
     true
 }
 

@@ -130,6 +130,12 @@ pub(crate) struct CompiledRegex {
     pub(crate) tuple: Vec<(String, String)>,
     /// Indices of `skiplinesN` groups in N order.
     pub(crate) skiplines: Vec<usize>,
+    /// Index of each [`runner::LEAN_NAMES`] group, if the pattern has it.
+    pub(crate) lean: [Option<usize>; runner::LEAN_NAMES.len()],
+    /// Whether a failure of this pattern may be lean (see [`FilterRunner::set_lean`]): it has
+    /// no `mlfid` (merged with other lines' data) nor `alt_`/`tuple_` groups (which fill
+    /// other names).
+    pub(crate) lean_ok: bool,
 }
 
 impl CompiledRegex {
@@ -197,6 +203,8 @@ impl CompiledRegex {
                 None => break,
             }
         }
+        let lean = runner::LEAN_NAMES.map(|n| re.group_index(n));
+        let lean_ok = alt.is_empty() && tuple.is_empty() && re.group_index("mlfid").is_none();
         Ok(CompiledRegex {
             re,
             expanded: glob_to_local_flags(&expanded),
@@ -204,6 +212,8 @@ impl CompiledRegex {
             alt,
             tuple,
             skiplines,
+            lean,
+            lean_ok,
         })
     }
 

@@ -197,6 +197,10 @@ fn render(lines: &[TupleLine]) -> String {
 #[derive(Debug, Clone, Default)]
 struct FailData {
     groups: BTreeMap<String, GroupValue>,
+    /// A lean runner's failure (see [`FilterRunner::set_lean`]): the groups `apply_hits`
+    /// reads, in place of `groups` (then empty). Boxed: `FailData` is moved around a lot on
+    /// the mlfid path, where a larger struct cost 3 % more instructions (sshd) in copies.
+    lean: Option<Box<LeanGroups>>,
     matches: Option<Vec<String>>,
     nofail_matches: Option<Vec<String>>,
     mlfpending: bool,
@@ -204,10 +208,52 @@ struct FailData {
 
 impl FailData {
     fn truthy(&self, k: &str) -> bool {
-        self.groups.get(k).is_some_and(GroupValue::truthy)
+        match &self.lean {
+            Some(l) => l.get(k).is_some_and(|v| !v.is_empty()),
+            None => self.groups.get(k).is_some_and(GroupValue::truthy),
+        }
     }
     fn str(&self, k: &str) -> Option<&str> {
-        self.groups.get(k).and_then(GroupValue::as_str)
+        match &self.lean {
+            Some(l) => l.get(k),
+            None => self.groups.get(k).and_then(GroupValue::as_str),
+        }
+    }
+    /// [`Self::str`], owned: moved out of a lean failure (nothing reads its host group once
+    /// the host is taken), copied from a full one (its groups go into the `Failure`).
+    fn owned_str(&mut self, k: &str) -> Option<String> {
+        match &mut self.lean {
+            Some(l) => l.take(k),
+            None => self.str(k).map(str::to_string),
+        }
+    }
+}
+
+/// The groups that decide a failure without an mlfid (its id, host, kind and `nofail`), by
+/// name: what a lean runner keeps of a match instead of the whole `groupdict` (building and
+/// dropping that map was a third of the cost of a matching line).
+pub(super) const LEAN_NAMES: [&str; 6] = ["fid", "ip4", "ip6", "dns", "cidr", "nofail"];
+
+/// Captured text of the [`LEAN_NAMES`] groups (`None`: no such group, or it did not
+/// participate — the same to every reader).
+#[derive(Debug, Clone, Default)]
+struct LeanGroups([Option<String>; LEAN_NAMES.len()]);
+
+impl LeanGroups {
+    /// The groups at `rx.lean` of the match in `spans`.
+    fn of(rx: &CompiledRegex, buf: &str, spans: &Spans) -> Self {
+        LeanGroups(rx.lean.map(|i| {
+            let (a, b) = spans.get(i?)?;
+            buf.get(a..b).map(str::to_string)
+        }))
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        let i = LEAN_NAMES.iter().position(|n| *n == name)?;
+        self.0.get(i)?.as_deref()
+    }
+    fn take(&mut self, name: &str) -> Option<String> {
+        let i = LEAN_NAMES.iter().position(|n| *n == name)?;
+        self.0.get_mut(i)?.take()
     }
 }
 
@@ -332,6 +378,8 @@ struct Scratch {
     pref: CaptureCache,
     /// Capture storage of each failregex.
     fail: Vec<CaptureCache>,
+    /// See [`FilterRunner::set_lean`].
+    lean: bool,
 }
 
 impl Scratch {
@@ -384,6 +432,15 @@ impl<'f> FilterRunner<'f> {
             last_time_text: String::new(),
             cache: MlfidCache::default(),
         }
+    }
+
+    /// Lean failures: when `true`, a failure found by a failregex that the merge of
+    /// multi-line data cannot touch (no `mlfid`, `alt_`/`tuple_` or prefregex groups) carries
+    /// no `groups` and no `matches`: only its id, host, kind, time and failregex, which is
+    /// all that a caller printing ids and times needs. Everything else (hits, counts, which
+    /// failures are found) is unchanged. Off by default.
+    pub fn set_lean(&mut self, lean: bool) {
+        self.scratch.lean = lean;
     }
 
     /// This runner's date detector (its template order and hits evolve with the lines seen).
@@ -521,6 +578,9 @@ impl<'f> FilterRunner<'f> {
             sc.single = org;
         }
         self.scratch = sc;
+        // a chunk's worth of hits waits in memory for the merge: give back the room a first
+        // `push` makes for four (nearly every line has one)
+        hits.shrink_to_fit();
         LineMatches(Matches::Ready {
             res,
             time: h.time,
@@ -719,19 +779,18 @@ impl<'f> FilterRunner<'f> {
             let mut kind = HostKind::Id;
             let mut host: Option<String> = None;
             let mut raw = true;
-            let cidr = || {
-                fail.str("cidr")
-                    .filter(|c| !c.is_empty())
-                    .and_then(|c| c.parse::<u32>().ok())
-            };
-            if let Some(ip) = fail.str("ip4") {
-                host = Some(ip.to_string());
-                kind = cidr().map_or(HostKind::Ip4, |c| HostKind::Subnet { cidr: c });
-            } else if let Some(ip) = fail.str("ip6") {
-                host = Some(ip.to_string());
-                kind = cidr().map_or(HostKind::Ip6, |c| HostKind::Subnet { cidr: c });
-            } else if let Some(d) = fail.str("dns") {
-                host = Some(d.to_string());
+            let cidr = fail
+                .str("cidr")
+                .filter(|c| !c.is_empty())
+                .and_then(|c| c.parse::<u32>().ok());
+            if fail.str("ip4").is_some() {
+                host = fail.owned_str("ip4");
+                kind = cidr.map_or(HostKind::Ip4, |c| HostKind::Subnet { cidr: c });
+            } else if fail.str("ip6").is_some() {
+                host = fail.owned_str("ip6");
+                kind = cidr.map_or(HostKind::Ip6, |c| HostKind::Subnet { cidr: c });
+            } else if fail.str("dns").is_some() {
+                host = fail.owned_str("dns");
                 raw = raw_default;
                 kind = if raw { HostKind::Id } else { HostKind::Dns };
             } else if fid.is_none() && mlfid.is_none() {
@@ -920,6 +979,7 @@ fn search_failures(
         spans,
         pref: pref_cache,
         fail: fail_caches,
+        lean,
         ..
     } = sc;
     // fail2ban's `__lineBuffer`, and whether `buf` still renders it (Python sets the
@@ -958,9 +1018,17 @@ fn search_failures(
         let Some(hit) = search(rx, buf, org, cache, spans) else {
             continue;
         };
-        let mut fail = FailData {
-            groups: groups(rx, buf, spans),
-            ..FailData::default()
+        let lean = *lean && rx.lean_ok && pre_groups.is_empty();
+        let mut fail = if lean {
+            FailData {
+                lean: Some(Box::new(LeanGroups::of(rx, buf, spans))),
+                ..FailData::default()
+            }
+        } else {
+            FailData {
+                groups: groups(rx, buf, spans),
+                ..FailData::default()
+            }
         };
         if !f.ignoreregex.is_empty()
             && ignore_line(f, buf, Some(&hit), org, check_all, &mut line_buffer, res)
@@ -991,7 +1059,11 @@ fn search_failures(
         hits.push(FailHit {
             idx,
             fail,
-            matched: hit.matched_texts(org),
+            matched: if lean {
+                Vec::new()
+            } else {
+                hit.matched_texts(org)
+            },
         });
         if !goes_on {
             break;

@@ -431,3 +431,58 @@ fn split_matching_agrees_with_process_line() {
         }
     }
 }
+
+/// A lean runner finds the same failures (id, host, kind, time, failregex) and the same
+/// hits and counts; only `groups` and `matches` are left out, and only where no later
+/// merge could read them.
+#[test]
+fn lean_runner_finds_the_same_failures() {
+    let regexes = [
+        r"^\s*\S+ sshd\[\d+\]: Failed for <HOST>$",
+        r"^\s*\S+ tok <F-ID>\S+</F-ID> from <HOST>$",
+        r"^\s*\S+ raw <F-ID>\S+</F-ID>$",
+        r"^\s*\S+ net <SUBNET>$",
+        r"^\s*\S+ ok <F-NOFAIL>\S+</F-NOFAIL> <HOST>$",
+        r"^\s*\S+ user=<F-ALT_USER>\S*</F-ALT_USER> <F-ID>\S+</F-ID>$",
+    ];
+    let lines = [
+        "Aug 14 09:59:00 host sshd[12]: Failed for 192.0.2.1",
+        "Aug 14 09:59:01 host sshd[12]: Failed for 2001:db8::1",
+        "Aug 14 09:59:02 host sshd[12]: Failed for example.com",
+        "Aug 14 09:59:03 host tok abc from 192.0.2.7",
+        "Aug 14 09:59:04 host raw 192.0.2.8",
+        "Aug 14 09:59:05 host net 192.0.2.0/24",
+        "Aug 14 09:59:06 host ok yes 192.0.2.9",
+        "Aug 14 09:59:07 host user=bob x1",
+        "Aug 14 09:59:08 host nothing here",
+    ];
+    for usedns in [UseDns::Warn, UseDns::Raw, UseDns::No] {
+        let mut c = cfg(&regexes);
+        c.usedns = usedns;
+        let f = Filter::new(&c).unwrap();
+        let mut found = 0;
+        for check_all in [true, false] {
+            let o = opts(check_all);
+            let (mut full, mut lean) = (f.runner(), f.runner());
+            lean.set_lean(true);
+            for l in lines {
+                let (a, b) = (full.process_line(l, &o), lean.process_line(l, &o));
+                assert_eq!(a.failregex_hits, b.failregex_hits, "{l}");
+                assert_eq!((a.ignored, a.pending), (b.ignored, b.pending), "{l}");
+                let key =
+                    |f: &Failure| (f.fid.clone(), f.host.clone(), f.kind, f.time, f.failregex);
+                let want: Vec<_> = a.failures.iter().map(key).collect();
+                let got: Vec<_> = b.failures.iter().map(key).collect();
+                assert_eq!(got, want, "{l} usedns={usedns:?} check_all={check_all}");
+                found += got.len();
+                // the alt_ regex keeps its groups: its names are filled from others
+                for (x, y) in a.failures.iter().zip(&b.failures) {
+                    if x.failregex == 5 {
+                        assert_eq!(x, y);
+                    }
+                }
+            }
+        }
+        assert!(found >= 12, "usedns={usedns:?}: {found} failures");
+    }
+}
