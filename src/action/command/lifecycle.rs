@@ -210,14 +210,7 @@ impl CommandAction {
     /// Extends the ban of `ticket` (new `bantime`): `actionprolong` if the action has
     /// one, else nothing (fail2ban's behaviour: the expiry queue alone carries it).
     pub fn prolong(&mut self, ticket: &Ticket) -> Result<(), CommandError> {
-        if self.norestored && ticket.restored {
-            crate::debug!(
-                LOG,
-                "[{}] {}: {} restored, norestored: skipped",
-                self.jail,
-                self.name,
-                ticket.ip
-            );
+        if self.skips_restored(ticket) {
             return Ok(());
         }
         if !self.prolongable() {
@@ -338,8 +331,11 @@ impl CommandAction {
             .replace("<family>", family.as_str())
     }
 
-    fn ban_with(&mut self, op: Op, ticket: &Ticket) -> Result<(), CommandError> {
-        if self.norestored && ticket.restored {
+    /// `norestored`: a ticket restored from the database at start is not banned or
+    /// prolonged again by this action (it says so at debug level).
+    fn skips_restored(&self, ticket: &Ticket) -> bool {
+        let skip = self.norestored && ticket.restored;
+        if skip {
             crate::debug!(
                 LOG,
                 "[{}] {}: {} restored, norestored: skipped",
@@ -347,6 +343,12 @@ impl CommandAction {
                 self.name,
                 ticket.ip
             );
+        }
+        skip
+    }
+
+    fn ban_with(&mut self, op: Op, ticket: &Ticket) -> Result<(), CommandError> {
+        if self.skips_restored(ticket) {
             return Ok(());
         }
         let family = ticket.family();
