@@ -93,22 +93,7 @@ impl Engine {
         let now = self.ctx.clock.now();
         let mut count = 0;
         for key in keys {
-            let Some(rt) = self.jails.get_mut(jail) else {
-                break;
-            };
-            let history = if rt.state.policy().increment() {
-                self.store
-                    .history(&key.to_string(), Some(jail))
-                    .ok()
-                    .flatten()
-                    .map(|h| banhammer_core::jail::BanHistory {
-                        ban_count: h.ban_count,
-                        time_of_ban: h.time_of_ban,
-                        ban_time: h.bantime,
-                    })
-            } else {
-                None
-            };
+            let history = self.history(jail, &key);
             let Some(rt) = self.jails.get_mut(jail) else {
                 break;
             };

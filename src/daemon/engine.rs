@@ -295,30 +295,39 @@ impl Engine {
             f.key,
             format_time(f.time)
         );
-        let history = if rt.state.policy().increment() {
-            let scope = if rt.state.policy().overalljails() {
-                None
-            } else {
-                Some(jail)
-            };
-            match self.store.history(&f.key.to_string(), scope) {
-                Ok(h) => h.map(|h| banhammer_core::jail::BanHistory {
-                    ban_count: h.ban_count,
-                    time_of_ban: h.time_of_ban,
-                    ban_time: h.bantime,
-                }),
-                Err(e) => {
-                    error!("database", "[{jail}] ban history of {}: {e}", f.key);
-                    None
-                }
-            }
-        } else {
-            None
+        let history = self.history(jail, &f.key);
+        let Some(rt) = self.jails.get_mut(jail) else {
+            return;
         };
         let decision = rt
             .state
             .on_failure(f.key.clone(), f.time, f.matches.clone(), history);
         self.apply_decision(jail, decision, &f.fields, Some(read_at), now);
+    }
+
+    /// What the store knows of `key` for `bantime.increment` (per jail, or over all jails
+    /// with `bantime.overalljails`); `None` when the jail does not increment.
+    pub(super) fn history(
+        &self,
+        jail: &str,
+        key: &FailureKey,
+    ) -> Option<banhammer_core::jail::BanHistory> {
+        let policy = self.jails.get(jail)?.state.policy();
+        if !policy.increment() {
+            return None;
+        }
+        let scope = (!policy.overalljails()).then_some(jail);
+        match self.store.history(&key.to_string(), scope) {
+            Ok(h) => h.map(|h| banhammer_core::jail::BanHistory {
+                ban_count: h.ban_count,
+                time_of_ban: h.time_of_ban,
+                ban_time: h.bantime,
+            }),
+            Err(e) => {
+                error!("database", "[{jail}] ban history of {key}: {e}");
+                None
+            }
+        }
     }
 
     /// Carries out a decision: log, firewall, actions, store.
