@@ -31,18 +31,13 @@ impl Engine {
             Request::Ban { jail, ips } => self.ban_request(&jail, &ips),
             Request::Unban { jail, ips, all } => self.unban_request(jail.as_deref(), &ips, all),
             Request::Banned { ips } => self.banned_request(&ips),
-            Request::Reload { jail } => {
-                if let Some(j) = &jail {
-                    if !self.jails.contains_key(j) && !self.configured(j) {
-                        return no_jail(j);
-                    }
+            Request::Reload { jail } => match self.reload(jail.as_deref()) {
+                Err(why) => Envelope::err(why),
+                Ok(messages) if messages.iter().any(|m| m.starts_with("ERROR")) => {
+                    Envelope::err(messages.join("\n"))
                 }
-                let messages = self.reload(jail.as_deref());
-                if messages.iter().any(|m| m.starts_with("ERROR")) {
-                    return Envelope::err(messages.join("\n"));
-                }
-                Envelope::ok(Reply::Reloaded { messages })
-            }
+                Ok(messages) => Envelope::ok(Reply::Reloaded { messages }),
+            },
             Request::Get {
                 jail: None, option, ..
             } => self.get_server(&option),
@@ -287,15 +282,6 @@ impl Engine {
             },
         };
         Envelope::ok(Reply::Value { option: opt, value })
-    }
-
-    fn configured(&self, name: &str) -> bool {
-        let tree = banhammer_config::ConfigTree::new(
-            crate::embedded::EMBEDDED_CONFIG,
-            Some(self.ctx.config_dir.clone()),
-        );
-        banhammer_config::read_jails(&tree)
-            .is_ok_and(|c| c.jails.iter().any(|j| j.name == name && j.enabled))
     }
 }
 

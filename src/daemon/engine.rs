@@ -244,7 +244,8 @@ impl Engine {
             }
             Event::Signal(SignalKind::Reload) => {
                 info!("server", "Reload requested (SIGHUP)");
-                for line in self.reload(None) {
+                // A refused reload was logged as an error by `reload` itself.
+                for line in self.reload(None).unwrap_or_default() {
                     info!("server", "{line}");
                 }
             }

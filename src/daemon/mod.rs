@@ -65,6 +65,18 @@ pub struct Context {
     pub clock: firewall::Clock,
 }
 
+impl Context {
+    /// The config dir to overlay on the embedded tree, if it exists (a missing default
+    /// dir means "embedded config only", as on a fresh machine).
+    pub fn overlay(&self) -> Option<PathBuf> {
+        overlay_of(&self.config_dir)
+    }
+}
+
+fn overlay_of(config_dir: &Path) -> Option<PathBuf> {
+    config_dir.is_dir().then(|| config_dir.to_path_buf())
+}
+
 /// `banhammer run`.
 pub fn run(args: RunArgs) -> Result<()> {
     if !args.location.config_dir.is_dir() && args.location.config_dir != Path::new("/etc/banhammer")
@@ -75,11 +87,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     // A missing default dir means "embedded config only", as on a fresh machine.
-    let overlay = args
-        .location
-        .config_dir
-        .is_dir()
-        .then(|| args.location.config_dir.clone());
+    let overlay = overlay_of(&args.location.config_dir);
     let tree = ConfigTree::new(EMBEDDED_CONFIG, overlay.clone());
     let settings = Settings::load(&tree, &args)?;
     crate::logging::set_level(settings.log_level);

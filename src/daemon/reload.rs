@@ -14,28 +14,27 @@ use crate::embedded::EMBEDDED_CONFIG;
 use crate::{error, warning};
 
 impl Engine {
-    /// Reloads all jails (`only = None`) or one. Returns one line per jail; lines of a
-    /// failed reload start with `ERROR`.
-    pub(super) fn reload(&mut self, only: Option<&str>) -> Vec<String> {
-        let overlay = self
-            .ctx
-            .config_dir
-            .is_dir()
-            .then(|| self.ctx.config_dir.clone());
+    /// Reloads all jails (`only = None`) or one. Returns one line per jail (a jail that
+    /// failed to start has a line starting with `ERROR`), or why nothing was changed: a
+    /// broken configuration, or `only` naming no jail.
+    pub(super) fn reload(&mut self, only: Option<&str>) -> Result<Vec<String>, String> {
+        let overlay = self.ctx.overlay();
         let tree = ConfigTree::new(EMBEDDED_CONFIG, overlay.clone());
         let failed = |why: String| {
-            error!(
-                "server",
-                "reload failed, still running the previous configuration: {why}"
-            );
-            vec![format!(
-                "ERROR: reload failed, still running the previous configuration: {why}"
-            )]
+            let why = format!("reload failed, still running the previous configuration: {why}");
+            error!("server", "{why}");
+            Err(why)
         };
         let cfg = match banhammer_config::read_jails(&tree) {
             Ok(c) => c,
             Err(e) => return failed(e.to_string()),
         };
+        if let Some(o) = only {
+            let enabled = cfg.jails.iter().any(|j| j.enabled && j.name == o);
+            if !enabled && !self.jails.contains_key(o) {
+                return Err(format!("Sorry but the jail '{o}' does not exist"));
+            }
+        }
         for w in &cfg.warnings {
             warning!("config", "{}: {}", w.origin, w.message);
         }
@@ -96,7 +95,7 @@ impl Engine {
             .filter(|n| self.jails.contains_key(n))
             .collect();
         self.flush();
-        messages
+        Ok(messages)
     }
 
     /// A ban of a jail that went away: it ends, and the store forgets it as active.

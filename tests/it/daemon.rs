@@ -363,6 +363,13 @@ fn a_broken_config_fails_at_start_with_its_line_and_is_refused_on_reload() {
     s.write_jail_local(DUMMY_JAIL);
     d.client_ok(&["reload"]);
     d.wait_banned("wordpress", "192.0.2.11");
+    let out = d.client(&["reload", "nosuchjail"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Sorry but the jail 'nosuchjail' does not exist"),
+        "{out:?}"
+    );
     // A second jail appears, the first is disabled: its ban is lifted.
     s.write_jail_local(
         "[wordpress]\nenabled = false\n[wp2]\nenabled = true\nfilter = wordpress\nlogpath = {LOG}\nbanaction = dummy\n",
