@@ -448,15 +448,21 @@ impl<'f> FilterRunner<'f> {
         &self.date
     }
 
-    /// Process one log line (fail2ban `processLine`). A trailing `\r\n` is stripped.
-    pub fn process_line(&mut self, line: &str, opts: &ProcessOptions) -> LineResult {
-        let line = line.trim_end_matches(['\r', '\n']);
-        let now_s = opts.now as i64;
+    /// The date of `line` (already stripped of its line end), with the detector's clock
+    /// (year inference, `%ExY`) set to `now` when that changed.
+    fn detect_date(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        let now_s = now as i64;
         if self.date_now != Some(now_s) {
             self.date.set_now(now_s);
             self.date_now = Some(now_s);
         }
-        let hit = self.date.detect(line);
+        self.date.detect(line)
+    }
+
+    /// Process one log line (fail2ban `processLine`). A trailing `\r\n` is stripped.
+    pub fn process_line(&mut self, line: &str, opts: &ProcessOptions) -> LineResult {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let hit = self.detect_date(line, opts.now);
         self.process_detected(line, hit, opts)
     }
 
@@ -531,12 +537,7 @@ impl<'f> FilterRunner<'f> {
     pub fn match_line(&mut self, line: &str, opts: &ProcessOptions) -> LineMatches {
         debug_assert!(self.filter.maxlines <= 1);
         let line = line.trim_end_matches(['\r', '\n']);
-        let now_s = opts.now as i64;
-        if self.date_now != Some(now_s) {
-            self.date.set_now(now_s);
-            self.date_now = Some(now_s);
-        }
-        let hit = self.date.detect(line);
+        let hit = self.detect_date(line, opts.now);
         let h = match hit {
             Some(h) if h.start < h.end && valid_span(line, h.start, h.end) && h.has_time() => h,
             _ => {
