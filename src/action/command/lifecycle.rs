@@ -495,13 +495,7 @@ impl CommandAction {
             if self.execute(Op::Repair, None, family, &repair).is_err() {
                 self.state.remove(&family);
                 self.forget_start(family);
-                crate::error!(
-                    LOG,
-                    "[{}] {}: unable to restore environment",
-                    self.jail,
-                    self.name
-                );
-                return Err(Cause::Unrepaired);
+                return Err(self.unrepaired());
             }
             // Repaired: started, and (as fail2ban assumes) holding no bans until the retry.
             self.state.insert(
@@ -525,15 +519,20 @@ impl CommandAction {
             }
         }
         if self.state(family).started && self.execute(Op::Check, None, family, &check).is_err() {
-            crate::error!(
-                LOG,
-                "[{}] {}: unable to restore environment",
-                self.jail,
-                self.name
-            );
-            return Err(Cause::Unrepaired);
+            return Err(self.unrepaired());
         }
         Ok(())
+    }
+
+    /// Logs that a repair failed (fail2ban's wording) and says so as a cause.
+    fn unrepaired(&self) -> Cause {
+        crate::error!(
+            LOG,
+            "[{}] {}: unable to restore environment",
+            self.jail,
+            self.name
+        );
+        Cause::Unrepaired
     }
 
     /// fail2ban's `consistencyCheck` (after a failed flush): check each started family;
