@@ -18,6 +18,10 @@
 
 use std::fmt;
 
+mod segments;
+
+use segments::{SegmentCache, Segments};
+
 use regex_automata::nfa::thompson::{
     self,
     backtrack::{self, BoundedBacktracker},
@@ -728,6 +732,8 @@ pub struct PyRegex {
     ascii: Option<regex::Regex>,
     /// Fast engine only: the split capture search, when the pattern allows it (see [`Split`]).
     split: Option<Split>,
+    /// Fast engine only: the capture search by pieces, for ASCII haystacks (see [`segments`]).
+    segments: Option<Segments>,
     names: Vec<Option<String>>,
     py: String,
     translated: String,
@@ -786,6 +792,7 @@ pub struct CaptureCache {
     // boxed: a runner moves its caches in and out of its scratch space on every line
     rest_full: Option<Box<RestCache>>,
     rest_ascii: Option<Box<RestCache>>,
+    segments: SegmentCache,
 }
 
 /// Search storage of a [`Split`]'s `rest` backtracker.
@@ -857,7 +864,7 @@ fn ascii_twin_of(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Optio
 }
 
 /// A fast pattern parsed the way `regex` parses it.
-fn parse_hir(pattern: &str, multiline: bool) -> Option<regex_syntax::hir::Hir> {
+pub(crate) fn parse_hir(pattern: &str, multiline: bool) -> Option<regex_syntax::hir::Hir> {
     regex_syntax::ParserBuilder::new()
         .multi_line(multiline)
         .build()
@@ -900,7 +907,7 @@ fn backtracker_like(
 }
 
 /// See [`ascii_twin`].
-fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
+pub(crate) fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
     use regex_syntax::hir::{
         Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind,
         Look, Repetition,
@@ -1054,15 +1061,24 @@ impl PyRegex {
                 necessary,
             }
         };
-        let (ascii, split) = match &engine {
+        let (ascii, split, segments) = match &engine {
             Engine::Fast(re) => match parse_hir(&t.pattern, multiline) {
-                Some(hir) => (ascii_twin_of(&hir, re), split_of(&hir)),
-                None => (None, None),
+                Some(hir) => {
+                    // the split search, where it applies, costs less: the full pattern's DFA
+                    // (which `regex` starts from its literals) and a backtracker on the tail
+                    let split = split_of(&hir);
+                    let segments = match split {
+                        Some(_) => None,
+                        None => Segments::of(&ascii_hir(hir.clone())),
+                    };
+                    (ascii_twin_of(&hir, re), split, segments)
+                }
+                None => (None, None, None),
             },
             Engine::Backtrack {
                 necessary: Some(n), ..
-            } => (ascii_twin(&t.relaxed, multiline, n), None),
-            Engine::Backtrack { .. } => (None, None),
+            } => (ascii_twin(&t.relaxed, multiline, n), None, None),
+            Engine::Backtrack { .. } => (None, None, None),
         };
         let names = match &engine {
             Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
@@ -1075,6 +1091,7 @@ impl PyRegex {
             engine,
             ascii,
             split,
+            segments,
             names,
             py: py.to_string(),
             translated: t.pattern,
@@ -1150,7 +1167,29 @@ impl PyRegex {
                 // No `is_match` first: a failing capture search stops after the same forward
                 // DFA scan, and a matching one would scan twice.
                 let full = re;
-                let twin = self.ascii.is_some() && hay.is_ascii();
+                let is_ascii = hay.is_ascii();
+                if let (Some(seg), true) = (&self.segments, is_ascii) {
+                    let (start, end) = if seg.anchored() {
+                        (0, None)
+                    } else {
+                        match self.fast_for(re, hay).find(hay) {
+                            Some(m) => (m.start(), Some(m.end())),
+                            None => return false,
+                        }
+                    };
+                    spans.spans.resize(re.captures_len(), None);
+                    if seg.captures(hay, start, end, &mut cache.segments, &mut spans.spans) {
+                        return true;
+                    }
+                    spans.spans.clear();
+                    // A piece's first path is not the match's, or there is no match: the full
+                    // search below, unless a DFA scan (cheaper than a capture search that
+                    // fails) shows that nothing matches.
+                    if seg.anchored() && !self.fast_for(re, hay).is_match(hay) {
+                        return false;
+                    }
+                }
+                let twin = self.ascii.is_some() && is_ascii;
                 let re = match &self.ascii {
                     Some(a) if twin => a,
                     _ => re,
@@ -1513,6 +1552,38 @@ mod tests {
             let re = PyRegex::compile(p, false).unwrap();
             let (a, b) = both(&re, &hay);
             proptest::prop_assert_eq!(a, b);
+        }
+
+        /// The capture search by pieces finds the spans the full search does, also where a
+        /// piece's first path does not lead to the match (then the full search runs).
+        #[test]
+        fn segmented_search_agrees(
+            p in proptest::sample::select(vec![
+                r"^(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
+                r"^(?P<m>\s*(?:\S+\s+)?)(?:(?:error|fatal): )?(?P<c>.+)$",
+                r"(?P<a>a+)(?P<b>a*)b",
+                r"^(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)$",
+                r"^(?P<x>a|ab)(?P<y>c)",
+                r"(?P<u>.*) from (?P<h>\S+)$",
+                r"^(?:(?P<a>\d+)|(?P<b>\w+))-(?P<c>.+)",
+                r"(?P<o>(?P<i>x+)y)+z",
+                r"\b(?P<w>\w+)\b:(?P<r>.*)",
+                r"^(?P<a>.+)(?P<b>.+)$",
+                r"(?m)^(?P<a>[^:\n]*):(?P<b>.*)$",
+                r"^(?P<n>(?P<f>(a|b)+))(?P<rest>.*?)(?P<end>\d)?$",
+            ]),
+            hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
+        ) {
+            let re = PyRegex::compile(p, false).unwrap();
+            proptest::prop_assert!(re.segments.is_some());
+            let Engine::Fast(full) = re.engine() else {
+                panic!("not fast");
+            };
+            let want = full
+                .captures(&hay)
+                .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            let got = re.captures(&hay).map(|s| (0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(got, want);
         }
 
         #[test]

@@ -8,6 +8,7 @@
 //! one decoded line at a time and emits a [`LineResult`] with the failures found, following
 //! fail2ban's `Filter.processLine`/`findFailure` (`compat.md` §2.3, §9.3).
 
+mod failset;
 mod prefilter;
 mod runner;
 
@@ -294,6 +295,8 @@ pub struct Filter {
     pub(crate) usedns: UseDns,
     pub(crate) date: DateDetector,
     pub(crate) prefilter: Option<Prefilter>,
+    /// Which failregexes can match a buffer, in one pass (see [`failset`]).
+    pub(crate) failset: Option<failset::FailSet>,
 }
 
 impl Filter {
@@ -335,8 +338,10 @@ impl Filter {
         } else {
             Prefilter::build(prefregex.as_ref(), &failregex)
         };
+        let failset = failset::FailSet::build(&failregex, cfg.maxlines > 1);
         Ok(Filter {
             prefregex,
+            failset,
             failregex,
             ignoreregex,
             maxlines: cfg.maxlines,

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::failset::{Candidates, FailSet};
 use super::{CompiledRegex, Filter, UseDns};
 use crate::date::{DateDetector, DateHit};
 use crate::pyregex::{CaptureCache, Spans};
@@ -378,6 +379,8 @@ struct Scratch {
     pref: CaptureCache,
     /// Capture storage of each failregex.
     fail: Vec<CaptureCache>,
+    /// Search storage of the filter's failregex set, if it has one.
+    candidates: Option<Candidates>,
     /// See [`FilterRunner::set_lean`].
     lean: bool,
 }
@@ -426,6 +429,7 @@ impl<'f> FilterRunner<'f> {
                     .iter()
                     .map(|_| CaptureCache::default())
                     .collect(),
+                candidates: filter.failset.as_ref().map(FailSet::candidates),
                 ..Scratch::default()
             },
             last_date: None,
@@ -980,6 +984,7 @@ fn search_failures(
         spans,
         pref: pref_cache,
         fail: fail_caches,
+        candidates,
         lean,
         ..
     } = sc;
@@ -1011,10 +1016,22 @@ fn search_failures(
         }
     }
 
+    // whether `candidates` holds the failregexes that can match `buf` as it is now
+    let mut sifted = false;
     for ((idx, rx), cache) in f.failregex.iter().enumerate().zip(fail_caches.iter_mut()) {
         if !rendered {
             render_into(&line_buffer, buf);
             rendered = true;
+            sifted = false;
+        }
+        if let (Some(set), Some(c)) = (&f.failset, candidates.as_mut()) {
+            if !sifted {
+                set.search(buf, c);
+                sifted = true;
+            }
+            if !c.contains(idx) {
+                continue;
+            }
         }
         let Some(hit) = search(rx, buf, org, cache, spans) else {
             continue;

@@ -1,0 +1,335 @@
+//! Capture search by segments: group spans found by lazy DFAs, piece by piece, instead of a
+//! capture engine walking the whole match.
+//!
+//! fail2ban patterns are concatenations: `^<prefix>(?P<mlfid>…)…(?P<content>.+)$`, or
+//! `^…for <F-USER>.*</F-USER> from <HOST>…$`. Most of their groups sit at the top level (or
+//! nest as a group around a group), and most pieces between them hold no group. A capture
+//! engine (the bounded backtracker `regex` picks for log lines) visits every NFA state it can
+//! reach at every byte of the match; a DFA spends a table lookup per byte. So the pattern is cut
+//! into its top-level pieces, each piece without a group gets an anchored forward DFA, and the
+//! spans are found left to right: each piece starts where the previous one ended. A piece that
+//! holds groups in some other shape (an alternation or repetition of groups, like `<HOST>`'s
+//! `(?:(?P<ip4>…)|(?P<ip6>…)|(?P<dns>…))`) is found by its DFA, then the backtracker runs on
+//! that piece's span alone.
+//!
+//! Why the spans are exactly those of the full search: a match is the first path through the
+//! pattern in priority order (leftmost-first, as in Python's backtracking `re`). For a
+//! concatenation `S1·S2·…·Sn` searched from `p`, paths are ordered by their choices in `S1`
+//! first. Let `p1` be the first path of `S1` alone from `p` — the anchored leftmost-first match
+//! of `S1` at `p`, whose end the DFA reports (assertions see the whole haystack, so context
+//! around `p` counts as in the full search). If `p1` can be continued into a full match, the
+//! first full path begins with `p1`: every path of `S1` ranked before it fails within `S1`.
+//! By induction over `S2…Sn`, taking each piece's first path from where the previous one ended
+//! yields the first full path, provided that every step succeeds. A group's span is its sub-
+//! pattern's; a group inside a group is solved the same way within it. When a step fails (the
+//! first path of a piece does not lead to a match), a lower-ranked path might still match:
+//! the caller then runs the full capture search. For a pattern not anchored at the start the
+//! caller first finds the leftmost match `[s, e)` with the full pattern's DFA, and the pieces
+//! are solved from `s`; the result must end at `e`.
+//!
+//! Built from the pattern's ASCII twin (see `ascii_twin` in the parent module), so it is used
+//! on ASCII haystacks only; each automaton is compiled on first use.
+
+use std::sync::OnceLock;
+
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
+use regex_automata::nfa::thompson::{
+    self,
+    backtrack::{self, BoundedBacktracker},
+    WhichCaptures,
+};
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input};
+use regex_syntax::hir::{Hir, HirKind, Look};
+
+/// NFA size limit of one piece (as for whole patterns).
+const NFA_LIMIT: usize = 64 << 20;
+
+/// A pattern cut into pieces (see the module documentation).
+pub(super) struct Segments {
+    root: Node,
+    /// The pattern can only match at the haystack's start (`^` without MULTILINE, `\A`).
+    anchored: bool,
+    /// Number of DFAs and backtrackers (the sizes of a [`SegmentCache`]).
+    dfas: usize,
+    bts: usize,
+}
+
+/// One piece of a pattern.
+enum Node {
+    /// Holds no group: only where its first path ends matters.
+    Plain { id: usize, dfa: Lazy<DFA> },
+    /// `.{min,}` (greedy, `.` not matching `\n`): on an ASCII haystack its first path runs
+    /// to the end of the line, found with `memchr` (fail2ban's `<F-CONTENT>.+</F-CONTENT>`).
+    RestOfLine { min: usize },
+    /// Group `index`: its span is that of `sub`.
+    Group { index: usize, sub: Box<Node> },
+    /// A concatenation: its pieces, one after another.
+    Seq(Vec<Node>),
+    /// Holds groups in a shape that is not a group or a concatenation: its end by `dfa`, its
+    /// groups by the backtracker over that span.
+    Nested {
+        dfa_id: usize,
+        dfa: Lazy<DFA>,
+        bt_id: usize,
+        bt: Lazy<BoundedBacktracker>,
+    },
+}
+
+/// An automaton compiled on first use from its pattern (`None` once it failed to compile).
+struct Lazy<T> {
+    hir: Hir,
+    built: OnceLock<Option<T>>,
+}
+
+impl<T> Lazy<T> {
+    fn new(hir: Hir) -> Self {
+        Lazy {
+            hir,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, build: impl FnOnce(&Hir) -> Option<T>) -> Option<&T> {
+        self.built.get_or_init(|| build(&self.hir)).as_ref()
+    }
+}
+
+/// A runner's search storage for one [`Segments`].
+#[derive(Debug, Default)]
+pub(super) struct SegmentCache {
+    dfas: Vec<Option<DfaCache>>,
+    bts: Vec<Option<(backtrack::Cache, Captures)>>,
+}
+
+/// The spans being filled, by group index.
+type Slots = Vec<Option<(usize, usize)>>;
+
+impl Segments {
+    /// The pieces of the (ASCII) pattern `hir`, or `None` when cutting it gains nothing: it
+    /// has no group, or its groups are all inside one piece the backtracker would search
+    /// whole anyway.
+    pub(super) fn of(hir: &Hir) -> Option<Segments> {
+        if hir.properties().explicit_captures_len() == 0 {
+            return None;
+        }
+        let mut counts = (0, 0);
+        let root = plan(hir, &mut counts);
+        if matches!(root, Node::Nested { .. }) {
+            return None;
+        }
+        Some(Segments {
+            root,
+            anchored: hir.properties().look_set_prefix().contains(Look::Start),
+            dfas: counts.0,
+            bts: counts.1,
+        })
+    }
+
+    /// Whether the pattern can only match at the start of the haystack (then the search
+    /// needs no leftmost match first).
+    pub(super) fn anchored(&self) -> bool {
+        self.anchored
+    }
+
+    /// The group spans of the match starting at `start` (the haystack's start for an
+    /// anchored pattern, else the start of the leftmost match, which must end at `end`), into
+    /// `spans` (index 0: the whole match; `spans` must hold `groups` entries set to `None`).
+    /// `false` when a piece's first path does not lead to the match (the caller then runs
+    /// the full capture search; `spans` is left in an unspecified state).
+    pub(super) fn captures(
+        &self,
+        hay: &str,
+        start: usize,
+        end: Option<usize>,
+        cache: &mut SegmentCache,
+        spans: &mut Slots,
+    ) -> bool {
+        if cache.dfas.len() != self.dfas || cache.bts.len() != self.bts {
+            cache.dfas.clear();
+            cache.dfas.resize_with(self.dfas, || None);
+            cache.bts.clear();
+            cache.bts.resize_with(self.bts, || None);
+        }
+        let Some(e) = solve(&self.root, hay, start, cache, spans) else {
+            return false;
+        };
+        if end.is_some_and(|end| end != e) {
+            return false;
+        }
+        match spans.first_mut() {
+            Some(whole) => *whole = Some((start, e)),
+            None => return false,
+        }
+        true
+    }
+}
+
+/// The pieces of `hir`; `counts` numbers the automata (DFAs, backtrackers) for their caches.
+fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
+    let plain = |hir: Hir, counts: &mut (usize, usize)| {
+        counts.0 += 1;
+        Node::Plain {
+            id: counts.0 - 1,
+            dfa: Lazy::new(hir),
+        }
+    };
+    if let Some(min) = rest_of_line(hir) {
+        return Node::RestOfLine { min };
+    }
+    if hir.properties().explicit_captures_len() == 0 {
+        return plain(hir.clone(), counts);
+    }
+    match hir.kind() {
+        HirKind::Capture(c) => Node::Group {
+            index: c.index as usize,
+            sub: Box::new(plan(&c.sub, counts)),
+        },
+        HirKind::Concat(subs) => {
+            let mut nodes = Vec::new();
+            // consecutive pieces without groups make one automaton
+            let mut run: Vec<Hir> = Vec::new();
+            for sub in subs {
+                if sub.properties().explicit_captures_len() == 0 && rest_of_line(sub).is_none() {
+                    run.push(sub.clone());
+                    continue;
+                }
+                if !run.is_empty() {
+                    nodes.push(plain(Hir::concat(std::mem::take(&mut run)), counts));
+                }
+                nodes.push(plan(sub, counts));
+            }
+            if !run.is_empty() {
+                nodes.push(plain(Hir::concat(run), counts));
+            }
+            Node::Seq(nodes)
+        }
+        _ => {
+            counts.0 += 1;
+            counts.1 += 1;
+            Node::Nested {
+                dfa_id: counts.0 - 1,
+                dfa: Lazy::new(hir.clone()),
+                bt_id: counts.1 - 1,
+                bt: Lazy::new(hir.clone()),
+            }
+        }
+    }
+}
+
+/// Where the first path of `node` from `at` ends, its groups recorded in `spans`; `None` when
+/// it has none.
+fn solve(
+    node: &Node,
+    hay: &str,
+    at: usize,
+    cache: &mut SegmentCache,
+    spans: &mut Slots,
+) -> Option<usize> {
+    match node {
+        Node::Plain { id, dfa } => first_end(dfa, *id, hay, at, cache),
+        Node::RestOfLine { min } => {
+            let tail = hay.as_bytes().get(at..)?;
+            let len = memchr::memchr(b'\n', tail).unwrap_or(tail.len());
+            (len >= *min).then_some(at + len)
+        }
+        Node::Group { index, sub } => {
+            let end = solve(sub, hay, at, cache, spans)?;
+            *spans.get_mut(*index)? = Some((at, end));
+            Some(end)
+        }
+        Node::Seq(nodes) => nodes
+            .iter()
+            .try_fold(at, |pos, n| solve(n, hay, pos, cache, spans)),
+        Node::Nested {
+            dfa_id,
+            dfa,
+            bt_id,
+            bt,
+        } => {
+            let end = first_end(dfa, *dfa_id, hay, at, cache)?;
+            let bt = bt.get(build_backtracker)?;
+            let (bcache, caps) = cache
+                .bts
+                .get_mut(*bt_id)?
+                .get_or_insert_with(|| (bt.create_cache(), bt.create_captures()));
+            // the span is the piece's first path: the backtracker's first path is the same
+            // one, and assertions at its end still see the rest of the haystack
+            let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+            bt.try_search(bcache, &input, caps).ok()?;
+            match caps.get_match() {
+                Some(m) if m.start() == at && m.end() == end => {}
+                _ => return None,
+            }
+            for i in 1..caps.group_len() {
+                if let Some(g) = caps.get_group(i) {
+                    *spans.get_mut(i)? = Some((g.start, g.end));
+                }
+            }
+            Some(end)
+        }
+    }
+}
+
+/// `Some(min)` when `hir` is `.{min,}`, greedy, with `.` any ASCII character but `\n` (the
+/// ASCII twin of Python's `.` without DOTALL).
+fn rest_of_line(hir: &Hir) -> Option<usize> {
+    use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
+    let HirKind::Repetition(r) = hir.kind() else {
+        return None;
+    };
+    if !r.greedy || r.max.is_some() {
+        return None;
+    }
+    let dot_unicode = ClassUnicode::new([
+        ClassUnicodeRange::new('\0', '\x09'),
+        ClassUnicodeRange::new('\x0B', '\x7F'),
+    ]);
+    let dot_bytes = ClassBytes::new([
+        ClassBytesRange::new(0, 0x09),
+        ClassBytesRange::new(0x0B, 0x7F),
+    ]);
+    let is_dot = match r.sub.kind() {
+        HirKind::Class(Class::Unicode(c)) => *c == dot_unicode,
+        HirKind::Class(Class::Bytes(c)) => *c == dot_bytes,
+        _ => false,
+    };
+    is_dot.then_some(r.min as usize)
+}
+
+/// End of the anchored leftmost-first match of the piece `dfa` (cache slot `id`) at `at`.
+fn first_end(
+    dfa: &Lazy<DFA>,
+    id: usize,
+    hay: &str,
+    at: usize,
+    cache: &mut SegmentCache,
+) -> Option<usize> {
+    let dfa = dfa.get(build_dfa)?;
+    let c = cache
+        .dfas
+        .get_mut(id)?
+        .get_or_insert_with(|| dfa.create_cache());
+    let input = Input::new(hay).span(at..hay.len()).anchored(Anchored::Yes);
+    dfa.try_search_fwd(c, &input).ok()?.map(|m| m.offset())
+}
+
+fn build_dfa(hir: &Hir) -> Option<DFA> {
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .which_captures(WhichCaptures::None)
+                .nfa_size_limit(Some(NFA_LIMIT)),
+        )
+        .build_from_hir(hir)
+        .ok()?;
+    DFA::builder().build_from_nfa(nfa).ok()
+}
+
+fn build_backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(NFA_LIMIT)))
+        .build_from_hir(hir)
+        .ok()?;
+    BoundedBacktracker::builder().build_from_nfa(nfa).ok()
+}
