@@ -393,7 +393,7 @@ fn check_line(
         if matches!(k.as_str(), "time" | "match" | "desc" | "constraint") {
             continue;
         }
-        let have: Value = match fail.groups.get(k) {
+        let have: Value = match fail.groups.get(k.as_str()) {
             Some(GroupValue::Str(s)) => Value::String(s.clone()),
             Some(GroupValue::Set(s)) => {
                 Value::Array(s.iter().cloned().map(Value::String).collect())

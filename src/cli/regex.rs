@@ -285,7 +285,7 @@ impl OutFormat {
                 let groups: Vec<String> = f
                     .groups
                     .iter()
-                    .filter(|(k, _)| k.as_str() != "matches")
+                    .filter(|(k, _)| &***k != "matches")
                     .map(|(k, v)| format!("{}: {}", pyfmt::string(k), pyfmt::group_value(v)))
                     .collect();
                 writeln!(
@@ -299,7 +299,7 @@ impl OutFormat {
             OutFormat::Group(name) => {
                 let v = f
                     .groups
-                    .get(name)
+                    .get(name.as_str())
                     .map_or_else(|| "None".to_string(), pyfmt::group_value_str);
                 writeln!(out, "{v}")
             }
@@ -353,7 +353,7 @@ fn substitute(
             Piece::Tag(t) => {
                 let value = t
                     .strip_prefix("F-")
-                    .and_then(|name| f.groups.get(&name.to_ascii_lowercase()))
+                    .and_then(|name| f.groups.get(name.to_ascii_lowercase().as_str()))
                     .map(pyfmt::group_value_str);
                 match value {
                     Some(v) => write_escaped(out, &v)?,
@@ -413,7 +413,7 @@ fn failure_json(f: &Failure) -> Value {
                         .collect(),
                 ),
             };
-            (k.clone(), v)
+            (k.to_string(), v)
         })
         .collect();
     json!({

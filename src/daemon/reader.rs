@@ -151,7 +151,7 @@ fn found(f: Failure, usedns: UseDns, catching_up: bool) -> Vec<Found> {
                 GroupValue::Set(set) => set.iter().cloned().collect::<Vec<_>>().join(","),
                 GroupValue::Tuple(_) | GroupValue::None => return None,
             };
-            Some((k.clone(), text))
+            Some((k.to_string(), text))
         })
         .collect();
     let keys: Vec<FailureKey> = match (f.kind, usedns) {

@@ -743,10 +743,13 @@ pub struct PyRegex {
 pub enum Engine {
     /// `regex` crate: finite automata, linear time.
     Fast(regex::Regex),
-    /// `fancy-regex`, preceded by a fast necessary-condition check when one compiles.
+    /// PCRE2 (JIT-compiled where the platform allows), preceded by a fast
+    /// necessary-condition check when one compiles. PCRE2 reads the translated pattern with
+    /// Python's meaning: named groups and back-references in Python's syntax, conditionals,
+    /// lookarounds, Unicode classes (UCP), `.` not matching `\n`.
     Backtrack {
         /// The real pattern.
-        regex: fancy_regex::Regex,
+        regex: pcre2::bytes::Regex,
         /// Relaxed fast pattern: no match here ⇒ no match of `regex`.
         necessary: Option<regex::Regex>,
     },
@@ -793,6 +796,7 @@ pub struct CaptureCache {
     rest_full: Option<Box<RestCache>>,
     rest_ascii: Option<Box<RestCache>>,
     segments: SegmentCache,
+    pcre: Option<pcre2::bytes::CaptureLocations>,
 }
 
 /// Search storage of a [`Split`]'s `rest` backtracker.
@@ -1021,8 +1025,6 @@ fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
     })
 }
 
-const BACKTRACK_LIMIT: usize = 1_000_000;
-
 impl PyRegex {
     /// Compile a Python pattern; `multiline` = Python `re.MULTILINE`.
     pub fn compile(py: &str, multiline: bool) -> Result<PyRegex, RegexError> {
@@ -1045,10 +1047,12 @@ impl PyRegex {
                 .map_err(|e| RegexError::new(py, e.to_string()))?;
             Engine::Fast(re)
         } else {
-            let re = fancy_regex::RegexBuilder::new(&t.pattern)
+            let re = pcre2::bytes::RegexBuilder::new()
                 .multi_line(multiline)
-                .backtrack_limit(BACKTRACK_LIMIT)
-                .build()
+                .utf(true)
+                .ucp(true)
+                .jit_if_available(true)
+                .build(&t.pattern)
                 .map_err(|e| RegexError::new(py, e.to_string()))?;
             // The relaxed form is an optimisation only: if it does not compile, go without it.
             let necessary = regex::RegexBuilder::new(&t.relaxed)
@@ -1082,10 +1086,7 @@ impl PyRegex {
         };
         let names = match &engine {
             Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
-            Engine::Backtrack { regex, .. } => regex
-                .capture_names()
-                .map(|n| n.map(str::to_string))
-                .collect(),
+            Engine::Backtrack { regex, .. } => regex.capture_names().to_vec(),
         };
         Ok(PyRegex {
             engine,
@@ -1142,7 +1143,8 @@ impl PyRegex {
                 if !self.necessary_holds(necessary.as_ref(), hay) {
                     return false;
                 }
-                regex.is_match(hay).unwrap_or(false)
+                // an error is PCRE2's match limit: no match
+                regex.is_match(hay.as_bytes()).unwrap_or(false)
             }
         }
     }
@@ -1220,11 +1222,10 @@ impl PyRegex {
                 if !self.necessary_holds(necessary.as_ref(), hay) {
                     return false;
                 }
-                match regex.captures(hay) {
-                    Ok(Some(c)) => {
-                        spans
-                            .spans
-                            .extend((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
+                let locs = cache.pcre.get_or_insert_with(|| regex.capture_locations());
+                match regex.captures_read(locs, hay.as_bytes()) {
+                    Ok(Some(_)) => {
+                        spans.spans.extend((0..locs.len()).map(|i| locs.get(i)));
                         true
                     }
                     _ => false,

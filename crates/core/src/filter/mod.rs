@@ -14,7 +14,8 @@ mod runner;
 
 pub use prefilter::Prefilter;
 pub use runner::{
-    Failure, FilterRunner, GroupValue, HostKind, LastDate, LineMatches, LineResult, ProcessOptions,
+    Failure, FilterRunner, GroupName, GroupValue, HostKind, LastDate, LineMatches, LineResult,
+    ProcessOptions,
 };
 
 use crate::date::{DateConfig, DateDetector, DateError};
@@ -124,11 +125,11 @@ pub(crate) struct CompiledRegex {
     /// Tag-expanded Python text, as fail2ban-regex prints it.
     pub(crate) expanded: String,
     /// Named groups: (index, name).
-    pub(crate) named: Vec<(usize, String)>,
+    pub(crate) named: Vec<(usize, runner::GroupName)>,
     /// `alt_<x>[_N]` groups: (group name, target name), sorted like fail2ban.
-    pub(crate) alt: Vec<(String, String)>,
+    pub(crate) alt: Vec<(runner::GroupName, runner::GroupName)>,
     /// `tuple_<x>[_N]` groups: (group name, target name), sorted.
-    pub(crate) tuple: Vec<(String, String)>,
+    pub(crate) tuple: Vec<(runner::GroupName, runner::GroupName)>,
     /// Indices of `skiplinesN` groups in N order.
     pub(crate) skiplines: Vec<usize>,
     /// Index of each [`runner::LEAN_NAMES`] group, if the pattern has it.
@@ -160,11 +161,11 @@ impl CompiledRegex {
                 source,
             }
         })?;
-        let named: Vec<(usize, String)> = re
+        let named: Vec<(usize, runner::GroupName)> = re
             .group_names()
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (i, n.clone())))
+            .filter_map(|(i, n)| n.as_deref().map(|n| (i, n.into())))
             .collect();
         let mut alt = Vec::new();
         let mut tuple = Vec::new();
@@ -190,9 +191,9 @@ impl CompiledRegex {
             };
             let target = failtags::map_tag_name(base);
             if pre {
-                alt.push((name.clone(), target));
+                alt.push((name.clone(), target.into()));
             } else {
-                tuple.push((name.clone(), target));
+                tuple.push((name.clone(), target.into()));
             }
         }
         alt.sort();
@@ -219,7 +220,7 @@ impl CompiledRegex {
     }
 
     fn has_group(&self, name: &str) -> bool {
-        self.named.iter().any(|(_, n)| n == name)
+        self.named.iter().any(|(_, n)| &**n == name)
     }
 
     fn has_failure_id(&self) -> bool {

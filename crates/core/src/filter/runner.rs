@@ -25,6 +25,10 @@ pub struct ProcessOptions {
     pub now: f64,
 }
 
+/// Name of a group in a failure: shared with the compiled pattern, so that filling a
+/// failure's groups copies no name.
+pub type GroupName = std::sync::Arc<str>;
+
 /// Value of a named group in a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupValue {
@@ -89,7 +93,7 @@ pub struct Failure {
     /// Time of the failure: the line's date, else [`ProcessOptions::now`].
     pub time: f64,
     /// Every named group (incl. merged mlfid data, `users`, and `ip` when `fid` is not the host).
-    pub groups: BTreeMap<String, GroupValue>,
+    pub groups: BTreeMap<GroupName, GroupValue>,
     /// Full original lines of the failure.
     pub matches: Vec<String>,
     /// Index of the failregex that produced it.
@@ -197,7 +201,7 @@ fn render(lines: &[TupleLine]) -> String {
 /// The failure dict of fail2ban (groups plus bookkeeping keys).
 #[derive(Debug, Clone, Default)]
 struct FailData {
-    groups: BTreeMap<String, GroupValue>,
+    groups: BTreeMap<GroupName, GroupValue>,
     /// A lean runner's failure (see [`FilterRunner::set_lean`]): the groups `apply_hits`
     /// reads, in place of `groups` (then empty). Boxed: `FailData` is moved around a lot on
     /// the mlfid path, where a larger struct cost 3 % more instructions (sshd) in copies.
@@ -997,7 +1001,7 @@ fn search_failures(
         return finish(line_buffer);
     }
 
-    let mut pre_groups: BTreeMap<String, GroupValue> = BTreeMap::new();
+    let mut pre_groups: BTreeMap<GroupName, GroupValue> = BTreeMap::new();
     if let Some(p) = &f.prefregex {
         let Some(_hit) = search(p, buf, org, pref_cache, spans) else {
             return finish(line_buffer);
@@ -1061,10 +1065,11 @@ fn search_failures(
             line_buffer = Cow::Owned(hit.unmatched());
             rendered = false;
         }
-        if !pre_groups.is_empty() {
-            let mut merged = pre_groups.clone();
-            merged.extend(std::mem::take(&mut fail.groups));
-            fail.groups = merged;
+        // the prefregex's groups, under the failregex's (which win on a name both have)
+        for (k, v) in &pre_groups {
+            if !fail.groups.contains_key(k) {
+                fail.groups.insert(k.clone(), v.clone());
+            }
         }
         // `findFailure` goes on past this hit (with `check_all` off) only when it yields
         // nothing for want of a host or id, which the merge cannot change without an mlfid
@@ -1163,9 +1168,9 @@ fn ignore_line(
 }
 
 /// Named groups of a match (`groupdict`), with fail2ban's `alt_*`/`tuple_*` merging.
-fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<String, GroupValue> {
+fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<GroupName, GroupValue> {
     // inserted one by one: `collect` would first gather and sort a temporary vector
-    let mut g: BTreeMap<String, GroupValue> = BTreeMap::new();
+    let mut g: BTreeMap<GroupName, GroupValue> = BTreeMap::new();
     for (i, n) in &rx.named {
         let v = spans
             .get(*i)
