@@ -7,10 +7,11 @@
 //! engine (the bounded backtracker `regex` picks for log lines) visits every NFA state it can
 //! reach at every byte of the match; a DFA spends a table lookup per byte. So the pattern is cut
 //! into its top-level pieces, each piece without a group gets an anchored forward DFA, and the
-//! spans are found left to right: each piece starts where the previous one ended. A piece that
-//! holds groups in some other shape (an alternation or repetition of groups, like `<HOST>`'s
-//! `(?:(?P<ip4>…)|(?P<ip6>…)|(?P<dns>…))`) is found by its DFA, then the backtracker runs on
-//! that piece's span alone.
+//! spans are found left to right: each piece starts where the previous one ended. An optional
+//! piece or an alternation holding groups (like `<HOST>`'s `(?:(?P<ip4>…)|(?P<ip6>…)|…)`) is
+//! solved through the branch its DFAs pick; a piece holding groups in some other shape (a
+//! repetition of groups) is found by its DFA, then the backtracker runs on its span alone.
+//! Zero-width assertions are checked in place, and a trailing `.+` runs to the end of the line.
 //!
 //! Why the spans are exactly those of the full search: a match is the first path through the
 //! pattern in priority order (leftmost-first, as in Python's backtracking `re`). For a
@@ -21,7 +22,9 @@
 //! first full path begins with `p1`: every path of `S1` ranked before it fails within `S1`.
 //! By induction over `S2…Sn`, taking each piece's first path from where the previous one ended
 //! yields the first full path, provided that every step succeeds. A group's span is its sub-
-//! pattern's; a group inside a group is solved the same way within it. When a step fails (the
+//! pattern's; a group inside a group is solved the same way within it. The first path of
+//! `A|B` is `A`'s when `A` matches at `p` at all (paths are ordered by branch first), else
+//! `B`'s; that of a greedy `A?` is `A`'s when `A` matches at `p`, else the empty one. When a step fails (the
 //! first path of a piece does not lead to a match), a lower-ranked path might still match:
 //! the caller then runs the full capture search. For a pattern not anchored at the start the
 //! caller first finds the leftmost match `[s, e)` with the full pattern's DFA, and the pieces
@@ -39,6 +42,7 @@ use regex_automata::nfa::thompson::{
     WhichCaptures,
 };
 use regex_automata::util::captures::Captures;
+use regex_automata::util::look::LookMatcher;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
@@ -59,6 +63,8 @@ pub(super) struct Segments {
 enum Node {
     /// Holds no group: only where its first path ends matters.
     Plain { id: usize, dfa: Lazy<DFA> },
+    /// A zero-width assertion (`^`, `$`, an ASCII `\b`, …): checked in place.
+    Assert(regex_automata::util::look::Look),
     /// `.{min,}` (greedy, `.` not matching `\n`): on an ASCII haystack its first path runs
     /// to the end of the line, found with `memchr` (fail2ban's `<F-CONTENT>.+</F-CONTENT>`).
     RestOfLine { min: usize },
@@ -66,7 +72,17 @@ enum Node {
     Group { index: usize, sub: Box<Node> },
     /// A concatenation: its pieces, one after another.
     Seq(Vec<Node>),
-    /// Holds groups in a shape that is not a group or a concatenation: its end by `dfa`, its
+    /// `sub?`, greedy: its first path is `sub`'s when `sub` matches here (its DFA, `id`,
+    /// tells), else the empty one.
+    Optional {
+        id: usize,
+        dfa: Lazy<DFA>,
+        sub: Box<Node>,
+    },
+    /// `a|b|…`: its first path is that of the first branch that matches here (each branch's
+    /// DFA tells).
+    Alternation(Vec<(usize, Lazy<DFA>, Node)>),
+    /// Holds groups in a shape that is none of the above: its end by `dfa`, its
     /// groups by the backtracker over that span.
     Nested {
         dfa_id: usize,
@@ -177,6 +193,9 @@ fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
     if let Some(min) = rest_of_line(hir) {
         return Node::RestOfLine { min };
     }
+    if let Some(look) = assertion(hir) {
+        return Node::Assert(look);
+    }
     if hir.properties().explicit_captures_len() == 0 {
         return plain(hir.clone(), counts);
     }
@@ -190,7 +209,8 @@ fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
             // consecutive pieces without groups make one automaton
             let mut run: Vec<Hir> = Vec::new();
             for sub in subs {
-                if sub.properties().explicit_captures_len() == 0 && rest_of_line(sub).is_none() {
+                let alone = rest_of_line(sub).is_some() || assertion(sub).is_some();
+                if sub.properties().explicit_captures_len() == 0 && !alone {
                     run.push(sub.clone());
                     continue;
                 }
@@ -204,6 +224,22 @@ fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
             }
             Node::Seq(nodes)
         }
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) && r.greedy => {
+            counts.0 += 1;
+            Node::Optional {
+                id: counts.0 - 1,
+                dfa: Lazy::new((*r.sub).clone()),
+                sub: Box::new(plan(&r.sub, counts)),
+            }
+        }
+        HirKind::Alternation(subs) => Node::Alternation(
+            subs.iter()
+                .map(|sub| {
+                    counts.0 += 1;
+                    (counts.0 - 1, Lazy::new(sub.clone()), plan(sub, counts))
+                })
+                .collect(),
+        ),
         _ => {
             counts.0 += 1;
             counts.1 += 1;
@@ -228,6 +264,9 @@ fn solve(
 ) -> Option<usize> {
     match node {
         Node::Plain { id, dfa } => first_end(dfa, *id, hay, at, cache),
+        Node::Assert(look) => LookMatcher::new()
+            .matches(*look, hay.as_bytes(), at)
+            .then_some(at),
         Node::RestOfLine { min } => {
             let tail = hay.as_bytes().get(at..)?;
             let len = memchr::memchr(b'\n', tail).unwrap_or(tail.len());
@@ -241,6 +280,16 @@ fn solve(
         Node::Seq(nodes) => nodes
             .iter()
             .try_fold(at, |pos, n| solve(n, hay, pos, cache, spans)),
+        Node::Optional { id, dfa, sub } => match first_end(dfa, *id, hay, at, cache) {
+            Some(_) => solve(sub, hay, at, cache, spans),
+            None => Some(at),
+        },
+        Node::Alternation(branches) => {
+            let (_, _, branch) = branches
+                .iter()
+                .find(|(id, dfa, _)| first_end(dfa, *id, hay, at, cache).is_some())?;
+            solve(branch, hay, at, cache, spans)
+        }
         Node::Nested {
             dfa_id,
             dfa,
@@ -269,6 +318,31 @@ fn solve(
             Some(end)
         }
     }
+}
+
+/// The assertion `hir` is, unless it is a Unicode word boundary (the automata's business).
+fn assertion(hir: &Hir) -> Option<regex_automata::util::look::Look> {
+    use regex_automata::util::look::Look as L;
+    let HirKind::Look(look) = hir.kind() else {
+        return None;
+    };
+    let look = L::from_repr(look.as_repr())?;
+    let ascii = matches!(
+        look,
+        L::Start
+            | L::End
+            | L::StartLF
+            | L::EndLF
+            | L::StartCRLF
+            | L::EndCRLF
+            | L::WordAscii
+            | L::WordAsciiNegate
+            | L::WordStartAscii
+            | L::WordEndAscii
+            | L::WordStartHalfAscii
+            | L::WordEndHalfAscii
+    );
+    ascii.then_some(look)
 }
 
 /// `Some(min)` when `hir` is `.{min,}`, greedy, with `.` any ASCII character but `\n` (the
