@@ -136,10 +136,11 @@ pub fn run(args: RegexArgs) -> Result<()> {
                 args.usedns.as_deref().or(resolved.spec.usedns.as_deref()),
                 Some("no" | "raw")
             ),
-        lean_failures: args
-            .out
-            .as_deref()
-            .is_some_and(|t| OutFormat::parse(t).is_lean()),
+        // the report only counts failures, unless its JSON lists them
+        lean_failures: match args.out.as_deref() {
+            Some(tokens) => OutFormat::parse(tokens).is_lean(),
+            None => !(args.json && args.print_all_matched),
+        },
     };
 
     let stdout = std::io::stdout();

@@ -138,6 +138,10 @@ pub(crate) struct CompiledRegex {
     /// no `mlfid` (merged with other lines' data) nor `alt_`/`tuple_` groups (which fill
     /// other names).
     pub(crate) lean_ok: bool,
+    /// The named groups a lean runner keeps when its failures go through the mlfid merge:
+    /// those the merge decides on ([`runner::DECIDING_NAMES`]) and the `alt_`/`tuple_`
+    /// groups that fill them.
+    pub(crate) lean_named: Vec<(usize, runner::GroupName)>,
 }
 
 impl CompiledRegex {
@@ -167,8 +171,8 @@ impl CompiledRegex {
             .enumerate()
             .filter_map(|(i, n)| n.as_deref().map(|n| (i, n.into())))
             .collect();
-        let mut alt = Vec::new();
-        let mut tuple = Vec::new();
+        let mut alt: Vec<(runner::GroupName, runner::GroupName)> = Vec::new();
+        let mut tuple: Vec<(runner::GroupName, runner::GroupName)> = Vec::new();
         for (_, name) in &named {
             // fail2ban: `^(alt_|tuple_)(.*?)(?:_\d+)?$` on names longer than "alt_"
             if name.len() <= 4 {
@@ -207,6 +211,18 @@ impl CompiledRegex {
         }
         let lean = runner::LEAN_NAMES.map(|n| re.group_index(n));
         let lean_ok = alt.is_empty() && tuple.is_empty() && re.group_index("mlfid").is_none();
+        let deciding = |n: &str| runner::DECIDING_NAMES.contains(&n);
+        let lean_named = named
+            .iter()
+            .filter(|(_, n)| {
+                deciding(n)
+                    || alt
+                        .iter()
+                        .chain(&tuple)
+                        .any(|(src, dst)| src == n && deciding(dst))
+            })
+            .cloned()
+            .collect();
         Ok(CompiledRegex {
             re,
             expanded: glob_to_local_flags(&expanded),
@@ -216,6 +232,7 @@ impl CompiledRegex {
             skiplines,
             lean,
             lean_ok,
+            lean_named,
         })
     }
 

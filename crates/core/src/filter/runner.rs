@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::failset::{Candidates, FailSet};
+use super::failset::Candidates;
 use super::{CompiledRegex, Filter, UseDns};
 use crate::date::{DateDetector, DateHit};
 use crate::pyregex::{CaptureCache, Spans};
@@ -239,6 +239,23 @@ impl FailData {
 /// dropping that map was a third of the cost of a matching line).
 pub(super) const LEAN_NAMES: [&str; 6] = ["fid", "ip4", "ip6", "dns", "cidr", "nofail"];
 
+/// The groups the mlfid merge and the failure built from it read (the prefregex's `content`
+/// included, which becomes the line buffer): all that a lean runner keeps of a match whose
+/// failure goes through the merge.
+pub(super) const DECIDING_NAMES: [&str; 11] = [
+    "fid",
+    "ip4",
+    "ip6",
+    "dns",
+    "cidr",
+    "nofail",
+    "mlfid",
+    "mlfforget",
+    "mlfgained",
+    "user",
+    "content",
+];
+
 /// Captured text of the [`LEAN_NAMES`] groups (`None`: no such group, or it did not
 /// participate — the same to every reader).
 #[derive(Debug, Clone, Default)]
@@ -285,57 +302,92 @@ fn key_hash(key: &str) -> u64 {
 }
 
 /// FIFO cache with TTL, as fail2ban's `Utils.Cache` (clocked by `ProcessOptions::now`).
+///
+/// Entries stay in insertion order; a removed entry leaves a hole (`None`) instead of shifting
+/// the ones after it (the cache is full, 100 entries, on a busy log, and removals — every
+/// `F-MLFFORGET` line — are frequent). Holes at the front are dropped as they come, and all of
+/// them once they outnumber the entries.
 #[derive(Default)]
 struct MlfidCache {
-    entries: Vec<CacheEntry>,
+    entries: std::collections::VecDeque<Option<CacheEntry>>,
+    /// Entries that are not holes.
+    live: usize,
 }
 
 impl MlfidCache {
-    fn position(&mut self, key: &str, now: f64) -> Option<usize> {
+    /// Index of the entry for `key`.
+    fn find(&self, key: &str) -> Option<usize> {
         let h = key_hash(key);
-        let p = self.entries.iter().position(|e| e.is(key, h))?;
-        if self.entries[p].expires > now {
+        self.entries
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| e.is(key, h)))
+    }
+
+    /// The live entry at `p` (an index from [`Self::find`]).
+    fn at(&mut self, p: usize) -> Option<&mut CacheEntry> {
+        self.entries.get_mut(p)?.as_mut()
+    }
+
+    fn remove_at(&mut self, p: usize) -> Option<CacheEntry> {
+        let e = self.entries.get_mut(p)?.take()?;
+        self.live -= 1;
+        while matches!(self.entries.front(), Some(None)) {
+            self.entries.pop_front();
+        }
+        if self.entries.len() > 2 * self.live + 16 {
+            self.entries.retain(Option::is_some);
+        }
+        Some(e)
+    }
+
+    fn position(&mut self, key: &str, now: f64) -> Option<usize> {
+        let p = self.find(key)?;
+        if self.at(p)?.expires > now {
             Some(p)
         } else {
-            self.entries.remove(p);
+            self.remove_at(p);
             None
         }
     }
 
     fn set(&mut self, key: &str, data: FailData, now: f64) {
-        let hash = key_hash(key);
-        if let Some(p) = self.entries.iter().position(|e| e.is(key, hash)) {
-            self.entries[p].data = data;
-            self.entries[p].expires = now + MLFID_MAX_TIME;
+        if let Some(e) = self.find(key).and_then(|p| self.at(p)) {
+            e.data = data;
+            e.expires = now + MLFID_MAX_TIME;
             return;
         }
-        if self.entries.len() >= MLFID_MAX_COUNT {
-            while !self.entries.is_empty() {
-                let e = self.entries.remove(0);
-                if e.expires > now && self.entries.len() < MLFID_MAX_COUNT {
+        if self.live >= MLFID_MAX_COUNT {
+            // drop from the front until an unexpired entry went and there is room
+            while let Some(front) = self.entries.pop_front() {
+                let Some(e) = front else {
+                    continue;
+                };
+                self.live -= 1;
+                if e.expires > now && self.live < MLFID_MAX_COUNT {
                     break;
                 }
             }
         }
-        self.entries.push(CacheEntry {
+        self.entries.push_back(Some(CacheEntry {
             key: key.to_string(),
-            hash,
+            hash: key_hash(key),
             expires: now + MLFID_MAX_TIME,
             data,
-        });
+        }));
+        self.live += 1;
     }
 
     /// Write back the final state of an aliased entry (Python mutates the cached dict in place).
     fn update(&mut self, key: &str, data: &FailData) {
-        let h = key_hash(key);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.is(key, h)) {
+        if let Some(e) = self.find(key).and_then(|p| self.at(p)) {
             e.data = data.clone();
         }
     }
 
     fn unset(&mut self, key: &str) {
-        let h = key_hash(key);
-        self.entries.retain(|e| !e.is(key, h));
+        if let Some(p) = self.find(key) {
+            self.remove_at(p);
+        }
     }
 }
 
@@ -384,7 +436,9 @@ struct Scratch {
     /// Capture storage of each failregex.
     fail: Vec<CaptureCache>,
     /// Search storage of the filter's failregex set, if it has one.
-    candidates: Option<Candidates>,
+    // boxed: a meta::Cache is large, and the scratch space moves in and out of the runner on
+    // every line
+    candidates: Option<Box<Candidates>>,
     /// See [`FilterRunner::set_lean`].
     lean: bool,
 }
@@ -433,7 +487,7 @@ impl<'f> FilterRunner<'f> {
                     .iter()
                     .map(|_| CaptureCache::default())
                     .collect(),
-                candidates: filter.failset.as_ref().map(FailSet::candidates),
+                candidates: filter.failset.as_ref().map(|s| Box::new(s.candidates())),
                 ..Scratch::default()
             },
             last_date: None,
@@ -445,8 +499,10 @@ impl<'f> FilterRunner<'f> {
     /// Lean failures: when `true`, a failure found by a failregex that the merge of
     /// multi-line data cannot touch (no `mlfid`, `alt_`/`tuple_` or prefregex groups) carries
     /// no `groups` and no `matches`: only its id, host, kind, time and failregex, which is
-    /// all that a caller printing ids and times needs. Everything else (hits, counts, which
-    /// failures are found) is unchanged. Off by default.
+    /// all that a caller printing ids and times (or only counting) needs. A failure that goes
+    /// through the merge keeps only the groups the merge decides on ([`DECIDING_NAMES`]) and
+    /// no `matches`. Everything else (hits, counts, which failures are found, their ids and
+    /// times) is unchanged. Off by default.
     pub fn set_lean(&mut self, lean: bool) {
         self.scratch.lean = lean;
     }
@@ -897,7 +953,11 @@ impl<'f> FilterRunner<'f> {
         let users: Option<usize>;
         let alias: bool;
         if let Some(p) = self.cache.position(mlfid, now) {
-            let mut mg = std::mem::take(&mut self.cache.entries[p].data);
+            let mut mg = self
+                .cache
+                .at(p)
+                .map(|e| std::mem::take(&mut e.data))
+                .unwrap_or_default();
             users = update_users(&mut mg, user);
             if mg.groups.remove("nofail").is_some_and(|v| v.truthy()) {
                 nf |= PREV;
@@ -1007,7 +1067,7 @@ fn search_failures(
             return finish(line_buffer);
         };
         res.prefregex_matched = true;
-        pre_groups = groups(p, buf, spans);
+        pre_groups = groups(p, buf, spans, *lean);
         if let Some(GroupValue::Str(c)) = pre_groups.remove("content") {
             if !c.is_empty() {
                 line_buffer = Cow::Owned(vec![TupleLine {
@@ -1040,15 +1100,15 @@ fn search_failures(
         let Some(hit) = search(rx, buf, org, cache, spans) else {
             continue;
         };
-        let lean = *lean && rx.lean_ok && pre_groups.is_empty();
-        let mut fail = if lean {
+        let lean_groups = *lean && rx.lean_ok && pre_groups.is_empty();
+        let mut fail = if lean_groups {
             FailData {
                 lean: Some(Box::new(LeanGroups::of(rx, buf, spans))),
                 ..FailData::default()
             }
         } else {
             FailData {
-                groups: groups(rx, buf, spans),
+                groups: groups(rx, buf, spans, *lean),
                 ..FailData::default()
             }
         };
@@ -1082,7 +1142,7 @@ fn search_failures(
         hits.push(FailHit {
             idx,
             fail,
-            matched: if lean {
+            matched: if *lean {
                 Vec::new()
             } else {
                 hit.matched_texts(org)
@@ -1168,10 +1228,17 @@ fn ignore_line(
 }
 
 /// Named groups of a match (`groupdict`), with fail2ban's `alt_*`/`tuple_*` merging.
-fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<GroupName, GroupValue> {
+/// With `lean`, only the groups in `rx.lean_named` (see [`FilterRunner::set_lean`]).
+fn groups(
+    rx: &CompiledRegex,
+    buf: &str,
+    spans: &Spans,
+    lean: bool,
+) -> BTreeMap<GroupName, GroupValue> {
     // inserted one by one: `collect` would first gather and sort a temporary vector
     let mut g: BTreeMap<GroupName, GroupValue> = BTreeMap::new();
-    for (i, n) in &rx.named {
+    let named = if lean { &rx.lean_named } else { &rx.named };
+    for (i, n) in named {
         let v = spans
             .get(*i)
             .and_then(|(a, b)| buf.get(a..b))
@@ -1188,6 +1255,9 @@ fn groups(rx: &CompiledRegex, buf: &str, spans: &Spans) -> BTreeMap<GroupName, G
         }
     }
     for (k, n) in &rx.tuple {
+        if lean && !DECIDING_NAMES.contains(&&**n) {
+            continue;
+        }
         let v = g.get(k).and_then(|v| v.as_str().map(str::to_string));
         let t = match g.remove(n) {
             Some(GroupValue::Tuple(mut t)) => {

@@ -433,8 +433,8 @@ fn split_matching_agrees_with_process_line() {
 }
 
 /// A lean runner finds the same failures (id, host, kind, time, failregex) and the same
-/// hits and counts; only `groups` and `matches` are left out, and only where no later
-/// merge could read them.
+/// hits and counts; `groups` and `matches` are left out, but for the groups that a merge
+/// reads (`alt_` fills, multi-line failure ids).
 #[test]
 fn lean_runner_finds_the_same_failures() {
     let regexes = [
@@ -444,6 +444,9 @@ fn lean_runner_finds_the_same_failures() {
         r"^\s*\S+ net <SUBNET>$",
         r"^\s*\S+ ok <F-NOFAIL>\S+</F-NOFAIL> <HOST>$",
         r"^\s*\S+ user=<F-ALT_USER>\S*</F-ALT_USER> <F-ID>\S+</F-ID>$",
+        r"^\s*\S+ s\[<F-MLFID>\d+</F-MLFID>\]: user <F-USER>\S+</F-USER> <F-NOFAIL>ok</F-NOFAIL>$",
+        r"^\s*\S+ s\[<F-MLFID>\d+</F-MLFID>\]: user <F-USER>\S+</F-USER> x (?P<note>\S+)$",
+        r"^\s*\S+ s\[<F-MLFID>\d+</F-MLFID>\]: from <HOST>$",
     ];
     let lines = [
         "Aug 14 09:59:00 host sshd[12]: Failed for 192.0.2.1",
@@ -455,6 +458,11 @@ fn lean_runner_finds_the_same_failures() {
         "Aug 14 09:59:06 host ok yes 192.0.2.9",
         "Aug 14 09:59:07 host user=bob x1",
         "Aug 14 09:59:08 host nothing here",
+        "Aug 14 09:59:09 host s[7]: user bob ok",
+        "Aug 14 09:59:10 host s[7]: from 192.0.2.10",
+        "Aug 14 09:59:11 host s[8]: user eve x note",
+        "Aug 14 09:59:12 host s[8]: user mallory x note",
+        "Aug 14 09:59:13 host s[8]: from 192.0.2.11",
     ];
     for usedns in [UseDns::Warn, UseDns::Raw, UseDns::No] {
         let mut c = cfg(&regexes);
@@ -475,10 +483,21 @@ fn lean_runner_finds_the_same_failures() {
                 let got: Vec<_> = b.failures.iter().map(key).collect();
                 assert_eq!(got, want, "{l} usedns={usedns:?} check_all={check_all}");
                 found += got.len();
-                // the alt_ regex keeps its groups: its names are filled from others
+                // the alt_ regex and those merged by mlfid keep the groups that decide, and
+                // no matches
                 for (x, y) in a.failures.iter().zip(&b.failures) {
-                    if x.failregex == 5 {
-                        assert_eq!(x, y);
+                    if x.failregex >= 5 {
+                        let deciding: std::collections::BTreeMap<_, _> = x
+                            .groups
+                            .iter()
+                            .filter(|(k, _)| {
+                                ["user", "users", "alt_user", "fid", "ip4", "mlfid", "nofail"]
+                                    .contains(&&***k)
+                            })
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        assert_eq!(y.groups, deciding, "{l}");
+                        assert!(y.matches.is_empty() && !x.matches.is_empty(), "{l}");
                     }
                 }
             }
