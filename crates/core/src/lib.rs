@@ -1,7 +1,7 @@
 //! banhammer's pure domain logic: no I/O, no clock (time is passed in).
 //!
 //! - [`pyregex`]: fail2ban's Python regexes translated to Rust engines (fast `regex`
-//!   where possible, `fancy-regex` only where a pattern needs backtracking features).
+//!   where possible, PCRE2 only where a pattern needs backtracking features).
 //! - [`failtags`]: fail2ban's `<HOST>`, `<F-*>`… tags expanded into regex text.
 //! - [`date`]: fail2ban's date detection (default templates, `datepattern`).
 //! - [`filter`]: a compiled filter (prefregex, failregex, ignoreregex, maxlines,

@@ -2,13 +2,14 @@
 //!
 //! Owns the translation of Python regex syntax (after fail2ban's tag expansion) into the syntax of
 //! the `regex` crate, and the choice of engine: the fast automaton engine whenever the pattern has
-//! no backtracking-only construct, `fancy-regex` otherwise. Receives pattern text; emits a
+//! no backtracking-only construct, PCRE2 otherwise. Receives pattern text; emits a
 //! [`PyRegex`] that reports match spans of named groups with Python's semantics.
 //!
 //! Differences handled here (see `compat.md` §3): `{,n}`, stray `{`/`}`, unescaped `[` inside a
 //! class, fail2ban's rewrite of mid-pattern global flags `((?i)…)` → `(?i:…)`, `$` (Python: end or
 //! before a final `\n`), `\Z`, `\<`/`\>` (literal in Python, word boundaries in Rust), `(?P=name)`,
-//! conditionals `(?(name)…)` (which fancy-regex 0.20 misreads unless bracketed), comments
+//! conditionals `(?(name)…)` (emitted as `(?(<name>)…)`, a named-group test whatever the
+//! name; fancy-regex 0.20 misread the bare form), comments
 //! `(?#…)`, octal and `\u`/`\U` escapes. For patterns that need backtracking we also build a
 //! *relaxed* fast-engine pattern (lookarounds dropped, back-references and conditionals widened):
 //! it matches a superset, so a miss there proves a miss of the real pattern and the slow engine
@@ -51,10 +52,11 @@ impl RegexError {
 /// Result of [`translate`]: Rust-syntax pattern text plus what the engine must support.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Translated {
-    /// Pattern in Rust syntax (`regex` syntax if `!needs_backtrack`, else `fancy-regex` syntax).
+    /// Pattern in Rust syntax (`regex` syntax if `!needs_backtrack`, else syntax the
+    /// backtracking engine, PCRE2, reads).
     pub pattern: String,
     /// The pattern uses lookaround, back-references, conditionals, atomic groups or possessive
-    /// quantifiers: only `fancy-regex` can run it.
+    /// quantifiers: only the backtracking engine can run it.
     pub needs_backtrack: bool,
     /// When `needs_backtrack`: a fast-engine pattern matching a superset of what `pattern`
     /// matches (a necessary condition). Equal to `pattern` otherwise.
@@ -1171,10 +1173,11 @@ impl PyRegex {
                 let full = re;
                 let is_ascii = hay.is_ascii();
                 if let (Some(seg), true) = (&self.segments, is_ascii) {
+                    let whole = self.fast_for(re, hay);
                     let (start, end) = if seg.anchored() {
                         (0, None)
                     } else {
-                        match self.fast_for(re, hay).find(hay) {
+                        match whole.find(hay) {
                             Some(m) => (m.start(), Some(m.end())),
                             None => return false,
                         }
@@ -1187,7 +1190,7 @@ impl PyRegex {
                     // A piece's first path is not the match's, or there is no match: the full
                     // search below, unless a DFA scan (cheaper than a capture search that
                     // fails) shows that nothing matches.
-                    if seg.anchored() && !self.fast_for(re, hay).is_match(hay) {
+                    if seg.anchored() && !whole.is_match(hay) {
                         return false;
                     }
                 }

@@ -31,6 +31,8 @@ pub(crate) struct FailSet {
 pub(crate) struct Candidates {
     cache: meta::Cache,
     set: PatternSet,
+    /// The last buffer was not ASCII: every failregex is a candidate.
+    all: bool,
 }
 
 impl FailSet {
@@ -73,18 +75,16 @@ impl FailSet {
         Candidates {
             cache: self.re.create_cache(),
             set: PatternSet::new(self.re.pattern_len()),
+            all: false,
         }
     }
 
     /// Record in `c` which failregexes can match `buf`.
     pub(crate) fn search(&self, buf: &str, c: &mut Candidates) {
         c.set.clear();
-        if !buf.is_ascii() {
-            for i in 0..c.set.capacity() {
-                if let Ok(p) = regex_automata::PatternID::new(i) {
-                    c.set.insert(p);
-                }
-            }
+        // the set is built from the patterns' ASCII twins, exact on ASCII buffers only
+        c.all = !buf.is_ascii();
+        if c.all {
             return;
         }
         self.re
@@ -95,6 +95,6 @@ impl FailSet {
 impl Candidates {
     /// Whether failregex `i` can match the buffer of the last [`FailSet::search`].
     pub(crate) fn contains(&self, i: usize) -> bool {
-        regex_automata::PatternID::new(i).is_ok_and(|p| self.set.contains(p))
+        self.all || regex_automata::PatternID::new(i).is_ok_and(|p| self.set.contains(p))
     }
 }

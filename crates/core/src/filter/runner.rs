@@ -1127,9 +1127,7 @@ fn search_failures(
         }
         // the prefregex's groups, under the failregex's (which win on a name both have)
         for (k, v) in &pre_groups {
-            if !fail.groups.contains_key(k) {
-                fail.groups.insert(k.clone(), v.clone());
-            }
+            fail.groups.entry(k.clone()).or_insert_with(|| v.clone());
         }
         // `findFailure` goes on past this hit (with `check_all` off) only when it yields
         // nothing for want of a host or id, which the merge cannot change without an mlfid

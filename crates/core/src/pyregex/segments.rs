@@ -62,7 +62,7 @@ pub(super) struct Segments {
 /// One piece of a pattern.
 enum Node {
     /// Holds no group: only where its first path ends matters.
-    Plain { id: usize, dfa: Lazy<DFA> },
+    Plain(PieceDfa),
     /// A zero-width assertion (`^`, `$`, an ASCII `\b`, …): checked in place.
     Assert(regex_automata::util::look::Look),
     /// `.{min,}` (greedy, `.` not matching `\n`): on an ASCII haystack its first path runs
@@ -72,24 +72,60 @@ enum Node {
     Group { index: usize, sub: Box<Node> },
     /// A concatenation: its pieces, one after another.
     Seq(Vec<Node>),
-    /// `sub?`, greedy: its first path is `sub`'s when `sub` matches here (its DFA, `id`,
+    /// `sub?`, greedy: its first path is `sub`'s when `sub` matches here (`dfa`, of `sub`,
     /// tells), else the empty one.
-    Optional {
-        id: usize,
-        dfa: Lazy<DFA>,
-        sub: Box<Node>,
-    },
+    Optional { dfa: PieceDfa, sub: Box<Node> },
     /// `a|b|…`: its first path is that of the first branch that matches here (each branch's
     /// DFA tells).
-    Alternation(Vec<(usize, Lazy<DFA>, Node)>),
+    Alternation(Vec<(PieceDfa, Node)>),
     /// Holds groups in a shape that is none of the above: its end by `dfa`, its
-    /// groups by the backtracker over that span.
+    /// groups by the backtracker (cache slot `bt_id`) over that span.
     Nested {
-        dfa_id: usize,
-        dfa: Lazy<DFA>,
+        dfa: PieceDfa,
         bt_id: usize,
         bt: Lazy<BoundedBacktracker>,
     },
+}
+
+/// The DFA of a piece, and the slot of its cache in a [`SegmentCache`].
+struct PieceDfa {
+    id: usize,
+    dfa: Lazy<DFA>,
+}
+
+/// A DFA could not tell whether its piece matches (it did not compile, or its search
+/// failed): the caller must not read that as "no match".
+struct CannotTell;
+
+impl PieceDfa {
+    /// A new piece DFA for `hir`, numbered by `counts.0`.
+    fn new(hir: Hir, counts: &mut (usize, usize)) -> Self {
+        counts.0 += 1;
+        PieceDfa {
+            id: counts.0 - 1,
+            dfa: Lazy::new(hir),
+        }
+    }
+
+    /// End of the anchored leftmost-first match of the piece at `at` (`None`: no match).
+    fn end(
+        &self,
+        hay: &str,
+        at: usize,
+        cache: &mut SegmentCache,
+    ) -> Result<Option<usize>, CannotTell> {
+        let dfa = self.dfa.get(build_dfa).ok_or(CannotTell)?;
+        let c = cache
+            .dfas
+            .get_mut(self.id)
+            .ok_or(CannotTell)?
+            .get_or_insert_with(|| dfa.create_cache());
+        let input = Input::new(hay).span(at..hay.len()).anchored(Anchored::Yes);
+        match dfa.try_search_fwd(c, &input) {
+            Ok(m) => Ok(m.map(|m| m.offset())),
+            Err(_) => Err(CannotTell),
+        }
+    }
 }
 
 /// An automaton compiled on first use from its pattern (`None` once it failed to compile).
@@ -150,7 +186,7 @@ impl Segments {
 
     /// The group spans of the match starting at `start` (the haystack's start for an
     /// anchored pattern, else the start of the leftmost match, which must end at `end`), into
-    /// `spans` (index 0: the whole match; `spans` must hold `groups` entries set to `None`).
+    /// `spans` (index 0: the whole match; `spans` must hold one `None` per group).
     /// `false` when a piece's first path does not lead to the match (the caller then runs
     /// the full capture search; `spans` is left in an unspecified state).
     pub(super) fn captures(
@@ -183,13 +219,7 @@ impl Segments {
 
 /// The pieces of `hir`; `counts` numbers the automata (DFAs, backtrackers) for their caches.
 fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
-    let plain = |hir: Hir, counts: &mut (usize, usize)| {
-        counts.0 += 1;
-        Node::Plain {
-            id: counts.0 - 1,
-            dfa: Lazy::new(hir),
-        }
-    };
+    let plain = |hir: Hir, counts: &mut (usize, usize)| Node::Plain(PieceDfa::new(hir, counts));
     if let Some(min) = rest_of_line(hir) {
         return Node::RestOfLine { min };
     }
@@ -224,28 +254,19 @@ fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
             }
             Node::Seq(nodes)
         }
-        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) && r.greedy => {
-            counts.0 += 1;
-            Node::Optional {
-                id: counts.0 - 1,
-                dfa: Lazy::new((*r.sub).clone()),
-                sub: Box::new(plan(&r.sub, counts)),
-            }
-        }
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) && r.greedy => Node::Optional {
+            dfa: PieceDfa::new((*r.sub).clone(), counts),
+            sub: Box::new(plan(&r.sub, counts)),
+        },
         HirKind::Alternation(subs) => Node::Alternation(
             subs.iter()
-                .map(|sub| {
-                    counts.0 += 1;
-                    (counts.0 - 1, Lazy::new(sub.clone()), plan(sub, counts))
-                })
+                .map(|sub| (PieceDfa::new(sub.clone(), counts), plan(sub, counts)))
                 .collect(),
         ),
         _ => {
-            counts.0 += 1;
             counts.1 += 1;
             Node::Nested {
-                dfa_id: counts.0 - 1,
-                dfa: Lazy::new(hir.clone()),
+                dfa: PieceDfa::new(hir.clone(), counts),
                 bt_id: counts.1 - 1,
                 bt: Lazy::new(hir.clone()),
             }
@@ -254,7 +275,7 @@ fn plan(hir: &Hir, counts: &mut (usize, usize)) -> Node {
 }
 
 /// Where the first path of `node` from `at` ends, its groups recorded in `spans`; `None` when
-/// it has none.
+/// it has none, or when a DFA cannot tell (either way the caller runs the full search).
 fn solve(
     node: &Node,
     hay: &str,
@@ -263,7 +284,7 @@ fn solve(
     spans: &mut Slots,
 ) -> Option<usize> {
     match node {
-        Node::Plain { id, dfa } => first_end(dfa, *id, hay, at, cache),
+        Node::Plain(dfa) => dfa.end(hay, at, cache).ok().flatten(),
         Node::Assert(look) => LookMatcher::new()
             .matches(*look, hay.as_bytes(), at)
             .then_some(at),
@@ -280,23 +301,20 @@ fn solve(
         Node::Seq(nodes) => nodes
             .iter()
             .try_fold(at, |pos, n| solve(n, hay, pos, cache, spans)),
-        Node::Optional { id, dfa, sub } => match first_end(dfa, *id, hay, at, cache) {
+        Node::Optional { dfa, sub } => match dfa.end(hay, at, cache).ok()? {
             Some(_) => solve(sub, hay, at, cache, spans),
             None => Some(at),
         },
         Node::Alternation(branches) => {
-            let (_, _, branch) = branches
-                .iter()
-                .find(|(id, dfa, _)| first_end(dfa, *id, hay, at, cache).is_some())?;
-            solve(branch, hay, at, cache, spans)
+            for (dfa, branch) in branches {
+                if dfa.end(hay, at, cache).ok()?.is_some() {
+                    return solve(branch, hay, at, cache, spans);
+                }
+            }
+            None
         }
-        Node::Nested {
-            dfa_id,
-            dfa,
-            bt_id,
-            bt,
-        } => {
-            let end = first_end(dfa, *dfa_id, hay, at, cache)?;
+        Node::Nested { dfa, bt_id, bt } => {
+            let end = dfa.end(hay, at, cache).ok().flatten()?;
             let bt = bt.get(build_backtracker)?;
             let (bcache, caps) = cache
                 .bts
@@ -369,23 +387,6 @@ fn rest_of_line(hir: &Hir) -> Option<usize> {
         _ => false,
     };
     is_dot.then_some(r.min as usize)
-}
-
-/// End of the anchored leftmost-first match of the piece `dfa` (cache slot `id`) at `at`.
-fn first_end(
-    dfa: &Lazy<DFA>,
-    id: usize,
-    hay: &str,
-    at: usize,
-    cache: &mut SegmentCache,
-) -> Option<usize> {
-    let dfa = dfa.get(build_dfa)?;
-    let c = cache
-        .dfas
-        .get_mut(id)?
-        .get_or_insert_with(|| dfa.create_cache());
-    let input = Input::new(hay).span(at..hay.len()).anchored(Anchored::Yes);
-    dfa.try_search_fwd(c, &input).ok()?.map(|m| m.offset())
 }
 
 fn build_dfa(hir: &Hir) -> Option<DFA> {
