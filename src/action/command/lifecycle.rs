@@ -270,12 +270,7 @@ impl CommandAction {
                 }
             }
         }
-        let families: Vec<Family> = self
-            .state
-            .iter()
-            .filter(|(_, s)| s.started)
-            .map(|(f, _)| *f)
-            .collect();
+        let families: Vec<Family> = self.started_families();
         self.state.clear();
         if let Err(e) = self.run_for_families(Op::Stop, &families, |action, family| {
             action.forget_start(family)
@@ -294,14 +289,18 @@ impl CommandAction {
         }
     }
 
-    /// `actionreload` in each started family.
-    pub fn reload(&mut self) -> Result<(), CommandError> {
-        let families: Vec<Family> = self
-            .state
+    /// The address families whose `actionstart` has run.
+    fn started_families(&self) -> Vec<Family> {
+        self.state
             .iter()
             .filter(|(_, s)| s.started)
             .map(|(f, _)| *f)
-            .collect();
+            .collect()
+    }
+
+    /// `actionreload` in each started family.
+    pub fn reload(&mut self) -> Result<(), CommandError> {
+        let families: Vec<Family> = self.started_families();
         if families.is_empty() || !self.has_script(Op::Reload) {
             return Ok(());
         }
@@ -541,12 +540,7 @@ impl CommandAction {
         if !self.has_script(Op::Check) {
             return;
         }
-        let started: Vec<Family> = self
-            .state
-            .iter()
-            .filter(|(_, s)| s.started)
-            .map(|(f, _)| *f)
-            .collect();
+        let started: Vec<Family> = self.started_families();
         for family in started {
             if let Err(Cause::Unrepaired) = self.invariant_check(family, true, repair_allowed) {
                 self.state.remove(&family);
