@@ -14,6 +14,7 @@
 //! otherwise `head` starts at 0 and `tail` at the end. Files that appear after the start
 //! (late files, new glob matches, the new file of a rotation) are read from 0.
 
+pub(crate) mod backend;
 pub mod fingerprint;
 pub mod glob;
 pub mod journal;

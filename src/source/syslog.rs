@@ -59,23 +59,15 @@ impl SyslogListen {
     /// both, `mode=0660` (octal) and `facility=authpriv` (names or numbers, several
     /// separated by spaces).
     pub fn from_backend(backend: &str) -> Result<SyslogListen, String> {
-        let backend = backend.trim();
-        let err = |what: String| format!("backend = {backend}: {what}");
-        let (name, args) = banhammer_config::parse_name_args(backend).map_err(|e| {
-            // The parser names its input `<value>`; the prefix here says which value.
-            err(e.to_string().trim_start_matches("<value>: ").to_string())
-        })?;
-        if !name.eq_ignore_ascii_case("syslog") {
-            return Err(err(format!(
-                "not a syslog backend (expected syslog, not {name})"
-            )));
-        }
+        let parsed = crate::source::backend::BackendArgs::parse(backend, "syslog", "syslog")?;
+        let err = |what: String| parsed.err(what);
+        let args = &parsed.args;
         let mut socket = None;
         let mut udp = None;
         let mut mode = None;
         let mut facilities = None;
         let mut unknown = Vec::new();
-        for (key, value) in &args {
+        for (key, value) in args {
             match key.as_str() {
                 "socket" if value.is_empty() => {
                     return Err(err("socket is empty (expected a path)".to_string()))
@@ -87,13 +79,7 @@ impl SyslogListen {
                 _ => unknown.push(key.as_str()),
             }
         }
-        if !unknown.is_empty() {
-            return Err(err(format!(
-                "unknown argument{} {} (expected socket, udp, mode or facility)",
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown.join(", ")
-            )));
-        }
+        parsed.reject_unknown(&unknown, "socket, udp, mode or facility")?;
         if socket.is_none() && udp.is_none() {
             socket = Some(PathBuf::from(DEFAULT_SOCKET));
         }

@@ -53,23 +53,15 @@ impl JournalOptions {
     /// disjunction), words split like a POSIX shell (fail2ban uses `shlex.split`), `+`
     /// between words for OR, every other word `FIELD=value`.
     pub fn from_backend(backend: &str, journalmatch: &str) -> Result<JournalOptions, String> {
-        let backend = backend.trim();
-        let err = |what: String| format!("backend = {backend}: {what}");
-        let (name, args) = banhammer_config::parse_name_args(backend).map_err(|e| {
-            // The parser names its input `<value>`; the prefix here says which value.
-            err(e.to_string().trim_start_matches("<value>: ").to_string())
-        })?;
-        if !name.eq_ignore_ascii_case("systemd") {
-            return Err(err(format!(
-                "not a journal backend (expected systemd, not {name})"
-            )));
-        }
+        let parsed = crate::source::backend::BackendArgs::parse(backend, "systemd", "journal")?;
+        let err = |what: String| parsed.err(what);
+        let args = &parsed.args;
         let mut path = None;
         let mut files = None;
         let mut flags = None;
         let mut namespace = None;
         let mut unknown = Vec::new();
-        for (key, value) in &args {
+        for (key, value) in args {
             match key.as_str() {
                 "journalpath" => path = Some(value.clone()),
                 "journalfiles" => files = Some(value.clone()),
@@ -78,13 +70,10 @@ impl JournalOptions {
                 _ => unknown.push(key.as_str()),
             }
         }
-        if !unknown.is_empty() {
-            return Err(err(format!(
-                "unknown argument{} {} (expected journalpath, journalfiles, journalflags or namespace)",
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown.join(", ")
-            )));
-        }
+        parsed.reject_unknown(
+            &unknown,
+            "journalpath, journalfiles, journalflags or namespace",
+        )?;
         let location = match (path, files) {
             (Some(_), Some(_)) => {
                 return Err(err(
