@@ -436,14 +436,27 @@ struct Scratch {
     /// Capture storage of each failregex.
     fail: Vec<CaptureCache>,
     /// Search storage of the filter's failregex set, if it has one.
-    // boxed: a meta::Cache is large, and the scratch space moves in and out of the runner on
-    // every line
+    // boxed: a meta::Cache is large
     candidates: Option<Box<Candidates>>,
     /// See [`FilterRunner::set_lean`].
     lean: bool,
 }
 
 impl Scratch {
+    /// A new scratch space for searches with `filter`.
+    fn for_filter(filter: &Filter) -> Box<Scratch> {
+        Box::new(Scratch {
+            buf: String::with_capacity(256),
+            fail: filter
+                .failregex
+                .iter()
+                .map(|_| CaptureCache::default())
+                .collect(),
+            candidates: filter.failset.as_ref().map(|s| Box::new(s.candidates())),
+            ..Scratch::default()
+        })
+    }
+
     /// The reusable one-line buffer, holding exactly one line slot (to be `set`, then
     /// given back through `single`).
     fn take_single(&mut self) -> Vec<TupleLine> {
@@ -467,7 +480,9 @@ pub struct FilterRunner<'f> {
     date_now: Option<i64>,
     /// Line buffer (`maxlines > 1` only).
     pub(super) lines: Vec<TupleLine>,
-    scratch: Scratch,
+    /// Taken out while a line is matched (the matching borrows the runner too); boxed, so
+    /// that taking it and putting it back moves a pointer, not the whole scratch space.
+    scratch: Option<Box<Scratch>>,
     last_date: Option<f64>,
     last_time_text: String,
     cache: MlfidCache,
@@ -480,16 +495,7 @@ impl<'f> FilterRunner<'f> {
             date: filter.date.clone(),
             date_now: None,
             lines: Vec::new(),
-            scratch: Scratch {
-                buf: String::with_capacity(256),
-                fail: filter
-                    .failregex
-                    .iter()
-                    .map(|_| CaptureCache::default())
-                    .collect(),
-                candidates: filter.failset.as_ref().map(|s| Box::new(s.candidates())),
-                ..Scratch::default()
-            },
+            scratch: Some(Scratch::for_filter(filter)),
             last_date: None,
             last_time_text: String::new(),
             cache: MlfidCache::default(),
@@ -504,7 +510,9 @@ impl<'f> FilterRunner<'f> {
     /// no `matches`. Everything else (hits, counts, which failures are found, their ids and
     /// times) is unchanged. Off by default.
     pub fn set_lean(&mut self, lean: bool) {
-        self.scratch.lean = lean;
+        if let Some(sc) = self.scratch.as_mut() {
+            sc.lean = lean;
+        }
     }
 
     /// This runner's date detector (its template order and hits evolve with the lines seen).
@@ -624,7 +632,10 @@ impl<'f> FilterRunner<'f> {
             ..LineResult::default()
         };
         let mut hits = Vec::new();
-        let mut sc = std::mem::take(&mut self.scratch);
+        let mut sc = self
+            .scratch
+            .take()
+            .unwrap_or_else(|| Scratch::for_filter(self.filter));
         sc.buf.clear();
         sc.buf.push_str(&line[..ds]);
         sc.buf.push_str(&line[de..]);
@@ -642,7 +653,7 @@ impl<'f> FilterRunner<'f> {
             );
             sc.single = org;
         }
-        self.scratch = sc;
+        self.scratch = Some(sc);
         // a chunk's worth of hits waits in memory for the merge: give back the room a first
         // `push` makes for four (nearly every line has one)
         hits.shrink_to_fit();
@@ -713,7 +724,10 @@ impl<'f> FilterRunner<'f> {
         mut res: LineResult,
     ) -> LineResult {
         let f = self.filter;
-        let mut sc = std::mem::take(&mut self.scratch);
+        let mut sc = self
+            .scratch
+            .take()
+            .unwrap_or_else(|| Scratch::for_filter(self.filter));
         sc.buf.clear();
         sc.buf.push_str(&line[..ds]);
         sc.buf.push_str(&line[de..]);
@@ -759,7 +773,7 @@ impl<'f> FilterRunner<'f> {
                 self.lines = org;
             }
         }
-        self.scratch = sc;
+        self.scratch = Some(sc);
         res
     }
 
