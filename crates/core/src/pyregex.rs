@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+mod pcre_text;
 mod segments;
 
 use segments::{SegmentCache, Segments};
@@ -797,6 +798,7 @@ pub struct CaptureCache {
     // boxed: a runner moves its caches in and out of its scratch space on every line
     rest_full: Option<Box<RestCache>>,
     rest_ascii: Option<Box<RestCache>>,
+    rest_pcre: Option<pcre2::bytes::CaptureLocations>,
     segments: SegmentCache,
     pcre: Option<pcre2::bytes::CaptureLocations>,
 }
@@ -879,8 +881,16 @@ pub(crate) fn parse_hir(pattern: &str, multiline: bool) -> Option<regex_syntax::
 }
 
 /// `hir` compiled, if it has the groups of `original` (same count, same names).
+///
+/// `regex` compiles text only, and `regex_syntax` prints some trees as text that reads back
+/// as another pattern: `(?:a+)?` prints as `a+?`, a lazy `a+`. So the text must parse back to
+/// `hir` itself, else there is no twin.
 fn build_like(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Option<regex::Regex> {
-    let re = regex::RegexBuilder::new(&hir.to_string())
+    let text = hir.to_string();
+    if regex_syntax::Parser::new().parse(&text).ok().as_ref() != Some(hir) {
+        return None;
+    }
+    let re = regex::RegexBuilder::new(&text)
         .size_limit(64 << 20)
         .build()
         .ok()?;
@@ -990,6 +1000,9 @@ struct Split {
     rest: std::sync::OnceLock<Option<BoundedBacktracker>>,
     /// ASCII twin of `rest` (see [`ascii_twin`]), used when the full pattern's twin is.
     rest_ascii: std::sync::OnceLock<Option<BoundedBacktracker>>,
+    /// The ASCII twin of `rest` on PCRE2's JIT, which runs it several times faster: used on
+    /// ASCII haystacks when it exists (see [`pcre_text`]).
+    rest_pcre: std::sync::OnceLock<Option<pcre2::bytes::Regex>>,
 }
 
 /// The [`Split`] of a fast pattern, parsed as `hir`; `None` when it has no such form.
@@ -1024,6 +1037,7 @@ fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
         ),
         rest: std::sync::OnceLock::new(),
         rest_ascii: std::sync::OnceLock::new(),
+        rest_pcre: std::sync::OnceLock::new(),
     })
 }
 
@@ -1204,7 +1218,7 @@ impl PyRegex {
                         return false;
                     };
                     let whole = (m.start(), m.end());
-                    if split_captures(split, full, twin, hay, whole, cache, spans) {
+                    if split_captures(split, full, (is_ascii, twin), hay, whole, cache, spans) {
                         return true;
                     }
                     // not provably the same split: the full capture search below
@@ -1257,12 +1271,12 @@ impl PyRegex {
 
 /// The groups of the full pattern's match `whole` (= `[s, e)`) found with `split` (see
 /// [`Split`]), into `spans`; `false` (with `spans` left empty) when the split is not provably the
-/// full search's, and the caller must run that. `full`: the full (Unicode) fast regex; `twin`:
-/// the search runs on ASCII twins.
+/// full search's, and the caller must run that. `full`: the full (Unicode) fast regex;
+/// `(ascii, twin)`: `hay` is all ASCII, the search runs on ASCII twins.
 fn split_captures(
     split: &Split,
     full: &regex::Regex,
-    twin: bool,
+    (ascii, twin): (bool, bool),
     hay: &str,
     whole: (usize, usize),
     cache: &mut CaptureCache,
@@ -1282,6 +1296,32 @@ fn split_captures(
         return false;
     }
     let at = s + first;
+    let Some(tail) = hay.get(at..) else {
+        return false;
+    };
+    if ascii {
+        let pcre = split.rest_pcre.get_or_init(|| {
+            let text = pcre_text::pcre_text(&ascii_hir(split.rest_hir.clone()))?;
+            pcre_text::build(&text).filter(|re| re.captures_len() == full.captures_len())
+        });
+        if let Some(re) = pcre {
+            // anchored by its leading `\A`; its first match is `rest`'s (see [`Split`]), so
+            // the span needs no limit: the check below still holds it to `[m, e)`
+            let locs = cache
+                .rest_pcre
+                .get_or_insert_with(|| re.capture_locations());
+            match re.captures_read(locs, tail.as_bytes()) {
+                Ok(Some(m)) if m.start() == 0 && at + m.end() == e => {}
+                // no match, another one, or an error (a JIT stack or match limit)
+                _ => return false,
+            }
+            spans.spans.push(Some(whole));
+            spans
+                .spans
+                .extend((1..locs.len()).map(|i| locs.get(i).map(|(gs, ge)| (at + gs, at + ge))));
+            return true;
+        }
+    }
     let (rest, slot) = if twin {
         let rest = split
             .rest_ascii
@@ -1294,9 +1334,6 @@ fn split_captures(
         (rest, &mut cache.rest_full)
     };
     let Some(rest) = rest else {
-        return false;
-    };
-    let Some(tail) = hay.get(at..) else {
         return false;
     };
     // `[0, e - at)` of the tail is the match of `rest` (see [`Split`])
@@ -1534,6 +1571,11 @@ mod tests {
         let re = PyRegex::compile(r"\bab\B", false).unwrap();
         assert!(re.ascii.is_some());
         assert!(re.is_match("x ab_") && !re.is_match("xab_") && !re.is_match("x ab "));
+        // a tree `regex_syntax` prints as another pattern (`(?:\w+)?` as the lazy `\w+?`)
+        // gets no twin, and stays greedy
+        let re = PyRegex::compile(r"^a(?:\w+)?(?P<r>\w*)$", false).unwrap();
+        assert!(re.ascii.is_none());
+        assert_eq!(re.captures("abc").unwrap().get(1), Some((3, 3)));
         // nothing to cut: no twin
         assert!(PyRegex::compile(r"^abc [0-9]+$", false)
             .unwrap()
