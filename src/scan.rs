@@ -32,7 +32,7 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// Chunk size in [`Mode::Split`]: its chunks come back as one match record per line
 /// (captured groups included), several times the chunk's own size, so smaller chunks
 /// keep the records in flight within the memory bound.
-const SPLIT_CHUNK_BYTES: usize = 128 << 10;
+const SPLIT_CHUNK_BYTES: usize = 64 << 10;
 
 /// What to scan.
 pub enum Input {
