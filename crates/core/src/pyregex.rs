@@ -16,6 +16,13 @@
 //! never runs on most lines. Both fast patterns also get an *ASCII twin* (classes cut down to
 //! ASCII), used on ASCII haystacks where it matches exactly the same: its automata are several
 //! times smaller, which is what the capture search on every matching line pays for.
+//!
+//! On an ASCII line the group spans of a fast pattern come from the cheapest exact search that
+//! applies: the split search (the full pattern's DFA, then only the tail after a literal on
+//! PCRE2's JIT), else the whole ASCII twin on PCRE2's JIT (see `pcre_text`: written back as
+//! PCRE2 text where PCRE2 provably picks the same spans, within a step limit), else the search
+//! by pieces (`segments`); each falls back to the `regex` crate's own capture search when it
+//! cannot tell.
 
 use std::fmt;
 
@@ -735,8 +742,13 @@ pub struct PyRegex {
     ascii: Option<regex::Regex>,
     /// Fast engine only: the split capture search, when the pattern allows it (see [`Split`]).
     split: Option<Split>,
-    /// Fast engine only: the capture search by pieces, for ASCII haystacks (see [`segments`]).
+    /// Fast engine only: the capture search by pieces, for ASCII haystacks where `jit` is
+    /// `None` or cannot tell (see [`segments`]).
     segments: Option<Segments>,
+    /// Fast engine only: the capture search on PCRE2's JIT, for ASCII haystacks.
+    jit: Option<pcre_text::JitCaptures>,
+    /// The pattern can only match at the haystack's start.
+    anchored: bool,
     names: Vec<Option<String>>,
     py: String,
     translated: String,
@@ -799,6 +811,7 @@ pub struct CaptureCache {
     rest_full: Option<Box<RestCache>>,
     rest_ascii: Option<Box<RestCache>>,
     rest_pcre: Option<pcre2::bytes::CaptureLocations>,
+    jit: Option<pcre2::bytes::CaptureLocations>,
     segments: SegmentCache,
     pcre: Option<pcre2::bytes::CaptureLocations>,
 }
@@ -1081,7 +1094,7 @@ impl PyRegex {
                 necessary,
             }
         };
-        let (ascii, split, segments) = match &engine {
+        let (ascii, split, segments, jit, anchored) = match &engine {
             Engine::Fast(re) => match parse_hir(&t.pattern, multiline) {
                 Some(hir) => {
                     // the split search, where it applies, costs less: the full pattern's DFA
@@ -1091,14 +1104,30 @@ impl PyRegex {
                         Some(_) => None,
                         None => Segments::of(&ascii_hir(hir.clone())),
                     };
-                    (ascii_twin_of(&hir, re), split, segments)
+                    let jit = match split {
+                        Some(_) => None,
+                        None => {
+                            pcre_text::JitCaptures::new(ascii_hir(hir.clone()), re.captures_len())
+                        }
+                    };
+                    let anchored = hir
+                        .properties()
+                        .look_set_prefix()
+                        .contains(regex_syntax::hir::Look::Start);
+                    (ascii_twin_of(&hir, re), split, segments, jit, anchored)
                 }
-                None => (None, None, None),
+                None => (None, None, None, None, false),
             },
             Engine::Backtrack {
                 necessary: Some(n), ..
-            } => (ascii_twin(&t.relaxed, multiline, n), None, None),
-            Engine::Backtrack { .. } => (None, None, None),
+            } => (
+                ascii_twin(&t.relaxed, multiline, n),
+                None,
+                None,
+                None,
+                false,
+            ),
+            Engine::Backtrack { .. } => (None, None, None, None, false),
         };
         let names = match &engine {
             Engine::Fast(re) => re.capture_names().map(|n| n.map(str::to_string)).collect(),
@@ -1109,6 +1138,8 @@ impl PyRegex {
             ascii,
             split,
             segments,
+            jit,
+            anchored,
             names,
             py: py.to_string(),
             translated: t.pattern,
@@ -1186,6 +1217,25 @@ impl PyRegex {
                 // DFA scan, and a matching one would scan twice.
                 let full = re;
                 let is_ascii = hay.is_ascii();
+                if let (Some(jit), true) = (&self.jit, is_ascii) {
+                    let whole = self.fast_for(re, hay);
+                    // an anchored pattern has no start to find, and PCRE2 tells a miss exactly
+                    let (start, end) = if self.anchored {
+                        (0, None)
+                    } else {
+                        match whole.find(hay) {
+                            Some(m) => (m.start(), Some(m.end())),
+                            None => return false,
+                        }
+                    };
+                    match jit.captures_at(hay, start, &mut cache.jit, &mut spans.spans) {
+                        Some(true) if end.is_none_or(|e| spans.get(0) == Some((start, e))) => {
+                            return true
+                        }
+                        Some(false) if self.anchored => return false,
+                        _ => spans.spans.clear(),
+                    }
+                }
                 if let (Some(seg), true) = (&self.segments, is_ascii) {
                     let whole = self.fast_for(re, hay);
                     let (start, end) = if seg.anchored() {
@@ -1525,6 +1575,22 @@ mod tests {
     }
 
     #[test]
+    fn backtracking_blowup_falls_back_to_the_linear_engine() {
+        // PCRE2 would take 2^40 steps here; past its step limit the `regex` engine answers
+        let re = PyRegex::compile(r"^(?P<x>a|aa)+$", false).unwrap();
+        assert!(re.jit.is_some());
+        let mut hay = "a".repeat(40);
+        assert_eq!(re.captures(&hay).unwrap().get(1), Some((39, 40)));
+        hay.push('b');
+        assert!(re.captures(&hay).is_none());
+        // a match behind the blow-up is still found
+        let re = PyRegex::compile(r"^(?:(?P<x>a|aa)+c|(?P<y>a+)b)$", false).unwrap();
+        assert!(re.jit.is_some());
+        let s = re.captures(&hay).unwrap();
+        assert_eq!((s.get(1), s.get(2)), (None, Some((0, 40))));
+    }
+
+    #[test]
     fn error_carries_pattern() {
         let e = PyRegex::compile("(?P<x>a", false).unwrap_err();
         assert_eq!(e.pattern, "(?P<x>a");
@@ -1624,6 +1690,48 @@ mod tests {
         ) {
             let re = PyRegex::compile(p, false).unwrap();
             proptest::prop_assert!(re.segments.is_some());
+            let Engine::Fast(full) = re.engine() else {
+                panic!("not fast");
+            };
+            let want = full
+                .captures(&hay)
+                .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            let got = re.captures(&hay).map(|s| (0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(&got, &want);
+            // the pieces alone (the search above goes to PCRE2's JIT first): where they find
+            // spans, they are the full search's
+            let seg = re.segments.as_ref().unwrap();
+            let (start, end) = if seg.anchored() {
+                (0, None)
+            } else {
+                match full.find(&hay) {
+                    Some(m) => (m.start(), Some(m.end())),
+                    None => return Ok(()),
+                }
+            };
+            let mut spans = vec![None; full.captures_len()];
+            if seg.captures(&hay, start, end, &mut SegmentCache::default(), &mut spans) {
+                proptest::prop_assert_eq!(Some(spans), want);
+            }
+        }
+
+        /// The capture search on PCRE2's JIT finds the spans the full search does.
+        #[test]
+        fn jit_search_agrees(
+            p in proptest::sample::select(vec![
+                r"^(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
+                r"(?P<a>a+)(?P<b>a*)b",
+                r"^(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)$",
+                r"(?P<u>.*) from (?P<h>\S+)$",
+                r"(?P<o>(?P<i>x+)y)+z",
+                r"\b(?P<w>\w+)\b:(?P<r>.*)",
+                r"(?m)^(?P<a>[^:\n]*):(?P<b>.*)$",
+                r"(?:x(?P<g>y))?(?P<h>y*)(?:(?P<i>a)|b(?P<j>c)?)",
+            ]),
+            hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
+        ) {
+            let re = PyRegex::compile(p, false).unwrap();
+            proptest::prop_assert!(re.jit.is_some());
             let Engine::Fast(full) = re.engine() else {
                 panic!("not fast");
             };

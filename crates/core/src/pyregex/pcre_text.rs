@@ -15,6 +15,7 @@
 //! numbered them; the caller checks the count.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
@@ -131,14 +132,71 @@ fn look_text(look: Look) -> Option<&'static str> {
     })
 }
 
-/// `text` compiled by PCRE2 in byte mode, JIT where available; `None` when it does not compile.
+/// Most backtracking steps one search may take. A search that would take more fails with an
+/// error, and the caller falls back to the `regex` engine, whose time is linear: a log line
+/// crafted to make a pattern backtrack costs a bounded amount more, never an explosion. Real
+/// lines take a few hundred steps.
+const STEP_LIMIT: u32 = 20_000;
+
+/// `text` compiled by PCRE2 in byte mode, JIT where available, within [`STEP_LIMIT`]; `None`
+/// when it does not compile.
 pub(super) fn build(text: &str) -> Option<pcre2::bytes::Regex> {
     pcre2::bytes::RegexBuilder::new()
         .utf(false)
         .ucp(false)
         .jit_if_available(true)
-        .build(text)
+        .build(&format!("(*LIMIT_MATCH={STEP_LIMIT}){text}"))
         .ok()
+}
+
+/// A whole pattern's capture search on PCRE2's JIT, for ASCII haystacks: compiled on first use
+/// from its ASCII twin, anchored where the search starts (`\G`).
+pub(super) struct JitCaptures {
+    ascii: Hir,
+    groups: usize,
+    re: OnceLock<Option<pcre2::bytes::Regex>>,
+}
+
+impl JitCaptures {
+    /// For the pattern whose ASCII twin is `ascii` and which has `groups` groups (group 0
+    /// included); `None` when PCRE2 might run it differently.
+    pub(super) fn new(ascii: Hir, groups: usize) -> Option<JitCaptures> {
+        pcre_text(&ascii)?;
+        Some(JitCaptures {
+            ascii,
+            groups,
+            re: OnceLock::new(),
+        })
+    }
+
+    /// The group spans of the pattern's first path from `at` in `hay` (ASCII), into `spans`:
+    /// `Some(true)`, or `Some(false)` when no path starts there; `None` when PCRE2 cannot
+    /// tell (not compiled, step limit reached).
+    pub(super) fn captures_at(
+        &self,
+        hay: &str,
+        at: usize,
+        locs: &mut Option<pcre2::bytes::CaptureLocations>,
+        spans: &mut Vec<Option<(usize, usize)>>,
+    ) -> Option<bool> {
+        let re = self
+            .re
+            .get_or_init(|| {
+                let text = format!("\\G(?:{})", pcre_text(&self.ascii)?);
+                build(&text).filter(|re| re.captures_len() == self.groups)
+            })
+            .as_ref()?;
+        let locs = locs.get_or_insert_with(|| re.capture_locations());
+        match re.captures_read_at(locs, hay.as_bytes(), at) {
+            Ok(Some(_)) => {
+                spans.clear();
+                spans.extend((0..locs.len()).map(|i| locs.get(i)));
+                Some(true)
+            }
+            Ok(None) => Some(false),
+            Err(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]
