@@ -274,8 +274,11 @@ impl Regexes {
             .as_ref()
             .is_some_and(CompiledRegex::has_failure_id);
         let mut failregex = Vec::with_capacity(cfg.failregex.len());
-        for (i, r) in cfg.failregex.iter().enumerate() {
-            let c = CompiledRegex::new(r, RegexKind::Failregex, i, dns, multi, false)?;
+        for (i, c) in compile_failregexes(&cfg.failregex, dns, multi)
+            .into_iter()
+            .enumerate()
+        {
+            let c = c?;
             if !c.has_failure_id() && !pref_has_id {
                 return Err(FilterError::NoFailureId {
                     index: i,
@@ -301,6 +304,48 @@ impl Regexes {
             ignoreregex,
         })
     }
+}
+
+/// Every failregex compiled, in order; half of them on a helper thread (start-up is most of
+/// a short run's time, and a filter like sshd has dozens of failregexes).
+fn compile_failregexes(
+    patterns: &[String],
+    dns: bool,
+    multi: bool,
+) -> Vec<Result<CompiledRegex, FilterError>> {
+    let compile = |i: usize| {
+        let r = patterns.get(i)?;
+        Some(CompiledRegex::new(
+            r,
+            RegexKind::Failregex,
+            i,
+            dns,
+            multi,
+            false,
+        ))
+    };
+    let odd_indices = || (1..patterns.len()).step_by(2);
+    let even_indices = || (0..patterns.len()).step_by(2);
+    let (even, odd) = std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .spawn_scoped(s, || odd_indices().filter_map(compile).collect::<Vec<_>>());
+        let even: Vec<_> = even_indices().filter_map(compile).collect();
+        let odd = match helper {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
+            // no thread to be had: compile them here
+            Err(_) => odd_indices().filter_map(compile).collect(),
+        };
+        (even, odd)
+    });
+    let mut all = Vec::with_capacity(patterns.len());
+    let mut odd = odd.into_iter();
+    for e in even {
+        all.push(e);
+        all.extend(odd.next());
+    }
+    all
 }
 
 /// A compiled filter: immutable, shared between runners.

@@ -60,6 +60,9 @@ fn no_failure_id_group() {
     assert!(Filter::new(&c).is_ok());
     let e = Filter::new(&cfg(&["<HOST>", "(unclosed <HOST>"])).unwrap_err();
     assert!(matches!(e, FilterError::Regex { index: 1, .. }), "{e}");
+    // failregexes compile on two threads: the first bad one in order is reported
+    let e = Filter::new(&cfg(&["<HOST>", "<HOST>", "(a <HOST>", "(b <HOST>"])).unwrap_err();
+    assert!(matches!(e, FilterError::Regex { index: 2, .. }), "{e}");
     assert!(matches!(
         Filter::new(&cfg(&["  "])).unwrap_err(),
         FilterError::Empty { .. }
@@ -503,5 +506,17 @@ fn lean_runner_finds_the_same_failures() {
             }
         }
         assert!(found >= 12, "usedns={usedns:?}: {found} failures");
+    }
+}
+
+#[test]
+fn failregexes_keep_their_order() {
+    let pats: Vec<String> = (0..7).map(|i| format!("^r{i} <HOST>$")).collect();
+    let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
+    let f = Filter::new(&cfg(&refs)).unwrap();
+    let mut r = f.runner();
+    for i in 0..7 {
+        let res = r.process_line(&format!("r{i} 192.0.2.{i}"), &opts(false));
+        assert_eq!(res.failregex_hits, vec![i], "line r{i}");
     }
 }
