@@ -11,8 +11,10 @@ a generated config holding the recipe's two regexes).
 It generates the log with the project's shared generator (../shared/bench/genlog.py,
 seed 1, 20 % attack lines, 5000 attacker addresses), builds one config dir (fail2ban's
 installed tree plus the seed recipe's wordpress filter) that every tool reads, and times
-each command as a whole process: median wall time over the runs and peak RSS (from
-wait4). Ratios are against banhammer's summary run. Prints a Markdown table.
+each command as a whole process, round-robin (run k of every command, then run k+1: the
+machine's speed drifts, interleaving keeps ratios fair): median wall time over the runs and
+peak RSS (from wait4). Ratios are against banhammer's summary run. Prints a Markdown table
+and the issue's targets as ratios of medians.
 """
 import argparse
 import os
@@ -63,17 +65,29 @@ def run_once(cmd):
     return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
 
 
-def measure(name, cmd, runs, warmup=1):
-    for _ in range(warmup):
-        run_once(cmd)
-    walls, rss, codes = [], [], set()
-    for _ in range(runs):
-        w, r, c = run_once(cmd)
-        walls.append(w)
-        rss.append(r)
-        codes.add(c)
-    return {"name": name, "cmd": cmd, "median": statistics.median(walls), "min": min(walls),
-            "max": max(walls), "rss_kib": max(rss), "codes": sorted(codes), "runs": runs}
+def measure_all(jobs):
+    """Time every job (name, cmd, runs, warmup) round-robin: round k runs each job that wants a
+    k-th run, one after the other. The machine's speed drifts (±30 % over minutes here), so
+    interleaving keeps the ratios between jobs meaningful; a slow reference with one run sits
+    in the middle round, among the runs of the others. Returns one result dict per job, in order."""
+    for _, cmd, _, warmup in jobs:
+        for _ in range(warmup):
+            run_once(cmd)
+    samples = [{"walls": [], "rss": [], "codes": set()} for _ in jobs]
+    rounds = max(runs for _, _, runs, _ in jobs)
+    for k in range(rounds):
+        for (_, cmd, runs, _), sample in zip(jobs, samples):
+            # a job with fewer runs takes the middle rounds
+            first = (rounds - runs) // 2
+            if first <= k < first + runs:
+                w, r, c = run_once(cmd)
+                sample["walls"].append(w)
+                sample["rss"].append(r)
+                sample["codes"].add(c)
+    return [{"name": name, "cmd": cmd, "median": statistics.median(s["walls"]),
+             "min": min(s["walls"]), "max": max(s["walls"]), "rss_kib": max(s["rss"]),
+             "codes": sorted(s["codes"]), "runs": runs}
+            for (name, cmd, runs, _), s in zip(jobs, samples)]
 
 
 def main():
@@ -100,28 +114,29 @@ def main():
     shutil.copy(RECIPE_FILTER, os.path.join(conf, "filter.d", "wordpress.conf"))
 
     bh = a.banhammer
-    rows = [
-        measure("banhammer regex (wordpress, report)", [bh, "regex", "-c", conf, log, "wordpress"], a.runs),
-        measure("banhammer regex -o '<ip> <time>' (wordpress)",
-                [bh, "regex", "-c", conf, "-o", "<ip> <time>", log, "wordpress"], a.runs),
-        measure("banhammer regex (sshd, report)", [bh, "regex", "-c", conf, log, "sshd"], a.runs),
+    jobs = [
+        ("banhammer regex (wordpress, report)", [bh, "regex", "-c", conf, log, "wordpress"], a.runs, 1),
+        ("banhammer regex -o '<ip> <time>' (wordpress)",
+         [bh, "regex", "-c", conf, "-o", "<ip> <time>", log, "wordpress"], a.runs, 1),
+        ("banhammer regex (sshd, report)", [bh, "regex", "-c", conf, log, "sshd"], a.runs, 1),
     ]
     if shutil.which("rg"):
-        rows.append(measure("rg -c ERE", ["rg", "-c", ERE, log], a.runs))
+        jobs.append(("rg -c ERE", ["rg", "-c", ERE, log], a.runs, 1))
     if shutil.which("grep"):
-        rows.append(measure("grep -cE ERE", ["grep", "-cE", ERE, log], a.runs))
+        jobs.append(("grep -cE ERE", ["grep", "-cE", ERE, log], a.runs, 1))
     f2brs = os.environ.get("FAIL2BAN_RS") or shutil.which("fail2ban-rs")
     if f2brs:
         toml = os.path.join(a.out, "fail2ban-rs.toml")
         with open(toml, "w") as f:
             f.write(F2BRS_CONFIG % {"state": os.path.join(a.out, "f2brs-state"),
                                     "sock": os.path.join(a.out, "f2brs.sock"), "log": log})
-        rows.append(measure("fail2ban-rs dry-run (wordpress)", [f2brs, "-c", toml, "dry-run", log], a.runs))
+        jobs.append(("fail2ban-rs dry-run (wordpress)", [f2brs, "-c", toml, "dry-run", log], a.runs, 1))
     if shutil.which("fail2ban-regex"):
-        rows.append(measure("fail2ban-regex (wordpress)", ["fail2ban-regex", "-c", conf, log, "wordpress"],
-                            a.ref_runs, warmup=0))
-        rows.append(measure("fail2ban-regex (sshd)", ["fail2ban-regex", "-c", conf, log, "sshd"],
-                            a.ref_runs, warmup=0))
+        jobs.append(("fail2ban-regex (wordpress)", ["fail2ban-regex", "-c", conf, log, "wordpress"],
+                     a.ref_runs, 0))
+        jobs.append(("fail2ban-regex (sshd)", ["fail2ban-regex", "-c", conf, log, "sshd"],
+                     a.ref_runs, 0))
+    rows = measure_all(jobs)
 
     base = {"wordpress": rows[0]["median"], "sshd": rows[2]["median"]}
     print("log: %s (%d lines, %.1f MiB)" % (log, a.lines, os.path.getsize(log) / 2**20))
@@ -135,6 +150,25 @@ def main():
             r["median"] / ref))
         if r["codes"] != [0] and not r["name"].startswith(("grep", "rg")):
             print("  (exit codes %s)" % r["codes"])
+
+    # the issue's targets, as ratios of medians from this run
+    med = {r["name"]: r["median"] for r in rows}
+    report_wp = med["banhammer regex (wordpress, report)"]
+    out_wp = med["banhammer regex -o '<ip> <time>' (wordpress)"]
+    report_sshd = med["banhammer regex (sshd, report)"]
+    print()
+    targets = [
+        ("fail2ban-regex (wordpress) ÷ banhammer report", "fail2ban-regex (wordpress)", report_wp, "≥ 100"),
+        ("fail2ban-regex (sshd) ÷ banhammer report", "fail2ban-regex (sshd)", report_sshd, "≥ 50"),
+        ("fail2ban-rs dry-run ÷ banhammer -o", "fail2ban-rs dry-run (wordpress)", out_wp, "≥ 3"),
+        ("banhammer -o ÷ rg -c", None, out_wp, "≤ 2"),
+    ]
+    for label, ref, ours, goal in targets:
+        if ref is None:
+            if "rg -c ERE" in med:
+                print("- %s: %.2f× (target %s)" % (label, ours / med["rg -c ERE"], goal))
+        elif ref in med:
+            print("- %s: %.1f× (target %s)" % (label, med[ref] / ours, goal))
 
 
 if __name__ == "__main__":
