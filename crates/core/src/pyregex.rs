@@ -1612,6 +1612,20 @@ mod tests {
         (spans(full), spans(re.ascii.as_ref().unwrap()))
     }
 
+    /// Group spans of a fast pattern from its full (Unicode) regex, and from `re.captures`.
+    fn full_and_ours(re: &PyRegex, hay: &str) -> (AllSpans, AllSpans) {
+        let Engine::Fast(full) = re.engine() else {
+            panic!("not fast");
+        };
+        let want = full
+            .captures(hay)
+            .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect());
+        let got = re
+            .captures(hay)
+            .map(|s| (0..s.len()).map(|i| s.get(i)).collect());
+        (want, got)
+    }
+
     #[test]
     fn ascii_twin_same_matches() {
         let re = PyRegex::compile(
@@ -1690,14 +1704,11 @@ mod tests {
         ) {
             let re = PyRegex::compile(p, false).unwrap();
             proptest::prop_assert!(re.segments.is_some());
+            let (want, got) = full_and_ours(&re, &hay);
+            proptest::prop_assert_eq!(&got, &want);
             let Engine::Fast(full) = re.engine() else {
                 panic!("not fast");
             };
-            let want = full
-                .captures(&hay)
-                .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
-            let got = re.captures(&hay).map(|s| (0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>());
-            proptest::prop_assert_eq!(&got, &want);
             // the pieces alone (the search above goes to PCRE2's JIT first): where they find
             // spans, they are the full search's
             let seg = re.segments.as_ref().unwrap();
@@ -1732,13 +1743,7 @@ mod tests {
         ) {
             let re = PyRegex::compile(p, false).unwrap();
             proptest::prop_assert!(re.jit.is_some());
-            let Engine::Fast(full) = re.engine() else {
-                panic!("not fast");
-            };
-            let want = full
-                .captures(&hay)
-                .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
-            let got = re.captures(&hay).map(|s| (0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>());
+            let (want, got) = full_and_ours(&re, &hay);
             proptest::prop_assert_eq!(got, want);
         }
 
