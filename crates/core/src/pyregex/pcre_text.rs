@@ -212,14 +212,11 @@ mod tests {
         crate::pyregex::ascii_hir(regex_syntax::Parser::new().parse(p).unwrap())
     }
 
+    /// Every group's span of one match (`None`: no match).
+    type AllSpans = Option<Vec<Option<(usize, usize)>>>;
+
     /// Group spans of the first match of `p` in `hay` by both engines.
-    fn both(
-        p: &str,
-        hay: &str,
-    ) -> (
-        Option<Vec<Option<(usize, usize)>>>,
-        Option<Vec<Option<(usize, usize)>>>,
-    ) {
+    fn both(p: &str, hay: &str) -> (AllSpans, AllSpans) {
         let re = regex::Regex::new(p).unwrap();
         let ours = re
             .captures(hay)
@@ -311,10 +308,10 @@ mod tests {
             let pc = pc.unwrap();
             let mut caps = re.create_captures();
             re.captures(hay.as_str(), &mut caps);
-            let ours: Option<Vec<_>> = caps.is_match().then(|| {
+            let ours: AllSpans = caps.is_match().then(|| {
                 (0..caps.group_len()).map(|i| caps.get_group(i).map(|m| (m.start, m.end))).collect()
             });
-            let theirs: Option<Vec<_>> = pc.captures(hay.as_bytes()).unwrap().map(|c| {
+            let theirs: AllSpans = pc.captures(hay.as_bytes()).unwrap().map(|c| {
                 (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect()
             });
             proptest::prop_assert_eq!(ours, theirs, "{} / {}", p, text);
