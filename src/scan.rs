@@ -494,7 +494,11 @@ impl<'f> Worker<'f> {
         let bytes = &chunk.bytes;
         // Validate the whole chunk once: in the usual all-UTF-8 case lines are then sliced
         // without checking each one again (lossy decoding only for chunks that need it).
-        let valid = std::str::from_utf8(bytes).ok();
+        // When the prefilter skips lines unseen, only the lines looked at are validated.
+        let valid = match self.skip_with {
+            Some(_) => None,
+            None => std::str::from_utf8(bytes).ok(),
+        };
         let mut pos = 0usize;
         while pos < bytes.len() {
             if let Some(pf) = self.skip_with {
@@ -525,7 +529,8 @@ impl<'f> Worker<'f> {
                 Some(v) => v
                     .get(line_start..line_start + raw.len())
                     .map_or_else(|| String::from_utf8_lossy(raw), Into::into),
-                None => String::from_utf8_lossy(raw),
+                None => std::str::from_utf8(raw)
+                    .map_or_else(|_| String::from_utf8_lossy(raw), Into::into),
             };
             stats.tested += 1;
             if split {
