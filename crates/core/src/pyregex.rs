@@ -997,8 +997,9 @@ pub(crate) fn ascii_hir(h: regex_syntax::hir::Hir) -> regex_syntax::hir::Hir {
 /// `rest` match is not `[m, e)` (both impossible by the above, checked anyway), the full capture
 /// search runs instead.
 ///
-/// Since the match of `rest` is known to be `[m, e)`, the capture engine (a bounded
-/// backtracker) runs on that span alone, anchored: no DFA pass to find it again. Limiting the
+/// Since the match of `rest` is known to be `[m, e)`, the capture engine (on an ASCII line
+/// PCRE2's JIT, see [`pcre_text`]; else, or when PCRE2 gives up, a bounded backtracker on
+/// that span alone) runs anchored at `m`: no DFA pass to find it again. Limiting the
 /// span only drops candidate matches ending after `e`, and the highest-priority one ends at
 /// `e`; assertions still see the whole tail (`$` at `e` looks past the span's end).
 ///
@@ -1217,7 +1218,7 @@ impl PyRegex {
                 // DFA scan, and a matching one would scan twice.
                 let full = re;
                 let is_ascii = hay.is_ascii();
-                if let (Some(jit), true) = (&self.jit, is_ascii) {
+                if let (Some(jit), true) = (&self.jit, is_ascii && self.jit_usable()) {
                     let whole = self.fast_for(re, hay);
                     // an anchored pattern has no start to find, and PCRE2 tells a miss exactly
                     let (start, end) = if self.anchored {
@@ -1301,6 +1302,13 @@ impl PyRegex {
         }
     }
 
+    /// Whether the whole-pattern search on PCRE2's JIT can run (see [`pcre_text`]).
+    fn jit_usable(&self) -> bool {
+        self.jit
+            .as_ref()
+            .is_some_and(pcre_text::JitCaptures::usable)
+    }
+
     /// The fast regex to run on `hay`: the ASCII twin when it applies.
     fn fast_for<'s>(&'s self, re: &'s regex::Regex, hay: &str) -> &'s regex::Regex {
         match &self.ascii {
@@ -1361,15 +1369,18 @@ fn split_captures(
                 .rest_pcre
                 .get_or_insert_with(|| re.capture_locations());
             match re.captures_read(locs, tail.as_bytes()) {
-                Ok(Some(m)) if m.start() == 0 && at + m.end() == e => {}
-                // no match, another one, or an error (a JIT stack or match limit)
-                _ => return false,
+                Ok(Some(m)) if m.start() == 0 && at + m.end() == e => {
+                    spans.spans.push(Some(whole));
+                    spans.spans.extend(
+                        (1..locs.len()).map(|i| locs.get(i).map(|(gs, ge)| (at + gs, at + ge))),
+                    );
+                    return true;
+                }
+                // no match or another one: not provably the split (impossible, see above)
+                Ok(_) => return false,
+                // a JIT stack or step limit: the backtracker below, exact and linear
+                Err(_) => {}
             }
-            spans.spans.push(Some(whole));
-            spans
-                .spans
-                .extend((1..locs.len()).map(|i| locs.get(i).map(|(gs, ge)| (at + gs, at + ge))));
-            return true;
         }
     }
     let (rest, slot) = if twin {
@@ -1588,6 +1599,24 @@ mod tests {
         assert!(re.jit.is_some());
         let s = re.captures(&hay).unwrap();
         assert_eq!((s.get(1), s.get(2)), (None, Some((0, 40))));
+    }
+
+    #[test]
+    fn split_tail_blowup_still_finds_the_match() {
+        let re = PyRegex::compile(r"^\w+ from (?:(?P<x>a|aa)+c|(?P<y>a+)b)$", false).unwrap();
+        assert!(re.has_split_search());
+        let hay = format!("q from {}b", "a".repeat(40));
+        let s = re.captures(&hay).unwrap();
+        assert_eq!((s.get(1), s.get(2)), (None, Some((7, 47))));
+    }
+
+    #[test]
+    fn pattern_pcre2_numbers_differently_runs_without_the_jit() {
+        // the parser drops `(?P<a>a){0}`: PCRE2's text would have one group fewer
+        let re = PyRegex::compile(r"x(?P<a>a){0}(?P<b>b)", false).unwrap();
+        assert!(re.jit.is_some() && !re.jit_usable());
+        let s = re.captures("zxb").unwrap();
+        assert_eq!((s.get(1), s.get(2)), (None, Some((2, 3))));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! first; lazy: fewer), the order in which leftmost-first semantics ranks paths, and a group
 //! reports its last iteration in both. Where they part, no text is produced and the caller
 //! keeps the `regex` engine: a repetition whose body can match the empty string (the engines
-//! treat an empty iteration differently: on `a`, `regex` matches `(?:.*)?` as the empty string,
-//! PCRE2 and Python as `a`), and assertions other than ASCII ones and `\n`-lines.
+//! treat an empty iteration differently: on `a`, `(a|)*` puts group 1 at `0..1` in `regex`,
+//! at `1..1` in PCRE2), and assertions other than ASCII ones and `\n`-lines.
 //! Groups are written unnamed: PCRE2 numbers them by their opening parenthesis, as the parser
 //! numbered them; the caller checks the count.
 //!
@@ -173,6 +173,24 @@ impl JitCaptures {
         })
     }
 
+    /// The compiled pattern (on first use); `None` when PCRE2 refuses the text (a repeat
+    /// count or nesting beyond its limits) or numbers its groups differently (the parser
+    /// dropped a group that cannot match, as in `(a){0}`): the caller then goes without.
+    fn regex(&self) -> Option<&pcre2::bytes::Regex> {
+        self.re
+            .get_or_init(|| {
+                let text = format!("\\G(?:{})", pcre_text(&self.ascii)?);
+                build(&text).filter(|re| re.captures_len() == self.groups)
+            })
+            .as_ref()
+    }
+
+    /// Whether the search can run at all (see [`Self::regex`]): checked before the caller
+    /// spends a DFA pass finding where to start it.
+    pub(super) fn usable(&self) -> bool {
+        self.regex().is_some()
+    }
+
     /// The group spans of the pattern's first path from `at` in `hay` (ASCII), into `spans`:
     /// `Some(true)`, or `Some(false)` when no path starts there; `None` when PCRE2 cannot
     /// tell (not compiled, step limit reached).
@@ -183,13 +201,7 @@ impl JitCaptures {
         locs: &mut Option<pcre2::bytes::CaptureLocations>,
         spans: &mut Vec<Option<(usize, usize)>>,
     ) -> Option<bool> {
-        let re = self
-            .re
-            .get_or_init(|| {
-                let text = format!("\\G(?:{})", pcre_text(&self.ascii)?);
-                build(&text).filter(|re| re.captures_len() == self.groups)
-            })
-            .as_ref()?;
+        let re = self.regex()?;
         let locs = locs.get_or_insert_with(|| re.capture_locations());
         match re.captures_read_at(locs, hay.as_bytes(), at) {
             Ok(Some(_)) => {
@@ -263,7 +275,7 @@ mod tests {
     #[test]
     fn refuses_what_pcre_could_run_differently() {
         // empty-matching loop bodies, CRLF and Unicode assertions, non-ASCII Unicode classes
-        for p in [r"(a*)*", r"(a?){2,}", r"(?:.*)?", r"(?mR)$"] {
+        for p in [r"(a|)*", r"(a*)*", r"(a?){2,}", r"(?:.*)?", r"(?mR)$"] {
             assert_eq!(pcre_text(&hir(p)), None, "{p}");
         }
         let unicode = regex_syntax::Parser::new().parse(r"\w\b").unwrap();
