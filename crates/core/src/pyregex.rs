@@ -1692,6 +1692,26 @@ mod tests {
             .is_none());
     }
 
+    /// Patterns whose capture searches (by pieces, on PCRE2's JIT) the proptests compare
+    /// with the full search: groups at the top level, nested, in alternations and
+    /// repetitions, lazy and greedy, anchored or not.
+    const CAPTURE_PATTERNS: &[&str] = &[
+        r"^(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
+        r"^(?P<m>\s*(?:\S+\s+)?)(?:(?:error|fatal): )?(?P<c>.+)$",
+        r"(?P<a>a+)(?P<b>a*)b",
+        r"^(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)$",
+        r"^(?P<x>a|ab)(?P<y>c)",
+        r"(?P<u>.*) from (?P<h>\S+)$",
+        r"^(?:(?P<a>\d+)|(?P<b>\w+))-(?P<c>.+)",
+        r"(?P<o>(?P<i>x+)y)+z",
+        r"\b(?P<w>\w+)\b:(?P<r>.*)",
+        r"^(?P<a>.+)(?P<b>.+)$",
+        r"(?m)^(?P<a>[^:\n]*):(?P<b>.*)$",
+        r"^(?P<n>(?P<f>(a|b)+))(?P<rest>.*?)(?P<end>\d)?$",
+        r"^(?:\[?(?:(?P<a>\d+)|(?P<b>[a-f:]+))\]?|(?P<c>\w+))(?: (?P<d>\d+))?$",
+        r"(?:x(?P<g>y))?(?P<h>y*)(?:(?P<i>a)|b(?P<j>c)?)",
+    ];
+
     proptest::proptest! {
         #[test]
         fn ascii_twin_agrees(
@@ -1713,22 +1733,7 @@ mod tests {
         /// piece's first path does not lead to the match (then the full search runs).
         #[test]
         fn segmented_search_agrees(
-            p in proptest::sample::select(vec![
-                r"^(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
-                r"^(?P<m>\s*(?:\S+\s+)?)(?:(?:error|fatal): )?(?P<c>.+)$",
-                r"(?P<a>a+)(?P<b>a*)b",
-                r"^(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)$",
-                r"^(?P<x>a|ab)(?P<y>c)",
-                r"(?P<u>.*) from (?P<h>\S+)$",
-                r"^(?:(?P<a>\d+)|(?P<b>\w+))-(?P<c>.+)",
-                r"(?P<o>(?P<i>x+)y)+z",
-                r"\b(?P<w>\w+)\b:(?P<r>.*)",
-                r"^(?P<a>.+)(?P<b>.+)$",
-                r"(?m)^(?P<a>[^:\n]*):(?P<b>.*)$",
-                r"^(?P<n>(?P<f>(a|b)+))(?P<rest>.*?)(?P<end>\d)?$",
-                r"^(?:\[?(?:(?P<a>\d+)|(?P<b>[a-f:]+))\]?|(?P<c>\w+))(?: (?P<d>\d+))?$",
-                r"(?:x(?P<g>y))?(?P<h>y*)(?:(?P<i>a)|b(?P<j>c)?)",
-            ]),
+            p in proptest::sample::select(CAPTURE_PATTERNS),
             hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
         ) {
             let re = PyRegex::compile(p, false).unwrap();
@@ -1758,16 +1763,7 @@ mod tests {
         /// The capture search on PCRE2's JIT finds the spans the full search does.
         #[test]
         fn jit_search_agrees(
-            p in proptest::sample::select(vec![
-                r"^(?P<a>\S+)\s+(?P<b>.*?)(?: (?P<c>\d+))?$",
-                r"(?P<a>a+)(?P<b>a*)b",
-                r"^(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)$",
-                r"(?P<u>.*) from (?P<h>\S+)$",
-                r"(?P<o>(?P<i>x+)y)+z",
-                r"\b(?P<w>\w+)\b:(?P<r>.*)",
-                r"(?m)^(?P<a>[^:\n]*):(?P<b>.*)$",
-                r"(?:x(?P<g>y))?(?P<h>y*)(?:(?P<i>a)|b(?P<j>c)?)",
-            ]),
+            p in proptest::sample::select(CAPTURE_PATTERNS),
             hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
         ) {
             let re = PyRegex::compile(p, false).unwrap();
