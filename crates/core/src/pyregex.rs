@@ -810,7 +810,7 @@ pub struct CaptureCache {
     // boxed: a runner moves its caches in and out of its scratch space on every line
     rest_full: Option<Box<RestCache>>,
     rest_ascii: Option<Box<RestCache>>,
-    rest_pcre: Option<pcre2::bytes::CaptureLocations>,
+    rest_jit: Option<pcre2::bytes::CaptureLocations>,
     jit: Option<pcre2::bytes::CaptureLocations>,
     segments: SegmentCache,
     pcre: Option<pcre2::bytes::CaptureLocations>,
@@ -872,16 +872,20 @@ fn locations<'c>(
 /// characters is the ASCII one. `None` when the pattern has nothing to cut (no gain), or the
 /// twin does not compile to the same groups (then the original is used for every haystack).
 fn ascii_twin(pattern: &str, multiline: bool, original: &regex::Regex) -> Option<regex::Regex> {
-    ascii_twin_of(&parse_hir(pattern, multiline)?, original)
+    let hir = parse_hir(pattern, multiline)?;
+    ascii_twin_of(&hir, &ascii_hir(hir.clone()), original)
 }
 
-/// [`ascii_twin`] of the parsed pattern `hir`.
-fn ascii_twin_of(hir: &regex_syntax::hir::Hir, original: &regex::Regex) -> Option<regex::Regex> {
-    let twin = ascii_hir(hir.clone());
-    if twin == *hir {
+/// [`ascii_twin`] of the parsed pattern `hir`, whose [`ascii_hir`] is `twin`.
+fn ascii_twin_of(
+    hir: &regex_syntax::hir::Hir,
+    twin: &regex_syntax::hir::Hir,
+    original: &regex::Regex,
+) -> Option<regex::Regex> {
+    if twin == hir {
         return None;
     }
-    build_like(&twin, original)
+    build_like(twin, original)
 }
 
 /// A fast pattern parsed the way `regex` parses it.
@@ -1014,13 +1018,14 @@ struct Split {
     rest: std::sync::OnceLock<Option<BoundedBacktracker>>,
     /// ASCII twin of `rest` (see [`ascii_twin`]), used when the full pattern's twin is.
     rest_ascii: std::sync::OnceLock<Option<BoundedBacktracker>>,
-    /// The ASCII twin of `rest` on PCRE2's JIT, which runs it several times faster: used on
-    /// ASCII haystacks when it exists (see [`pcre_text`]).
-    rest_pcre: std::sync::OnceLock<Option<pcre2::bytes::Regex>>,
+    /// `rest` on PCRE2's JIT, which runs it several times faster: used on ASCII haystacks
+    /// when it exists (see [`pcre_text`]).
+    rest_jit: Option<pcre_text::JitCaptures>,
 }
 
-/// The [`Split`] of a fast pattern, parsed as `hir`; `None` when it has no such form.
-fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
+/// The [`Split`] of a fast pattern with `groups` groups, parsed as `hir`; `None` when it has
+/// no such form.
+fn split_of(hir: &regex_syntax::hir::Hir, groups: usize) -> Option<Split> {
     use regex_syntax::hir::{Hir, HirKind};
     let HirKind::Concat(subs) = hir.kind() else {
         return None;
@@ -1042,16 +1047,17 @@ fn split_of(hir: &regex_syntax::hir::Hir) -> Option<Split> {
     if lit.0.is_empty() {
         return None;
     }
+    let rest_hir = Hir::concat(
+        std::iter::once(Hir::look(regex_syntax::hir::Look::Start))
+            .chain(subs.get(at..)?.iter().cloned())
+            .collect(),
+    );
     Some(Split {
         lit: memchr::memmem::Finder::new(&lit.0).into_owned(),
-        rest_hir: Hir::concat(
-            std::iter::once(Hir::look(regex_syntax::hir::Look::Start))
-                .chain(subs.get(at..)?.iter().cloned())
-                .collect(),
-        ),
+        rest_jit: pcre_text::JitCaptures::new(&ascii_hir(rest_hir.clone()), groups),
+        rest_hir,
         rest: std::sync::OnceLock::new(),
         rest_ascii: std::sync::OnceLock::new(),
-        rest_pcre: std::sync::OnceLock::new(),
     })
 }
 
@@ -1098,24 +1104,29 @@ impl PyRegex {
         let (ascii, split, segments, jit, anchored) = match &engine {
             Engine::Fast(re) => match parse_hir(&t.pattern, multiline) {
                 Some(hir) => {
-                    // the split search, where it applies, costs less: the full pattern's DFA
-                    // (which `regex` starts from its literals) and a backtracker on the tail
-                    let split = split_of(&hir);
-                    let segments = match split {
-                        Some(_) => None,
-                        None => Segments::of(&ascii_hir(hir.clone())),
-                    };
-                    let jit = match split {
-                        Some(_) => None,
-                        None => {
-                            pcre_text::JitCaptures::new(ascii_hir(hir.clone()), re.captures_len())
-                        }
+                    let twin = ascii_hir(hir.clone());
+                    // the split search, where it applies, costs less (measured): the full
+                    // pattern's DFA (which `regex` starts from its literals), then only the
+                    // tail on the JIT
+                    let split = split_of(&hir, re.captures_len());
+                    let (segments, jit) = match split {
+                        Some(_) => (None, None),
+                        None => (
+                            Segments::of(&twin),
+                            pcre_text::JitCaptures::new(&twin, re.captures_len()),
+                        ),
                     };
                     let anchored = hir
                         .properties()
                         .look_set_prefix()
                         .contains(regex_syntax::hir::Look::Start);
-                    (ascii_twin_of(&hir, re), split, segments, jit, anchored)
+                    (
+                        ascii_twin_of(&hir, &twin, re),
+                        split,
+                        segments,
+                        jit,
+                        anchored,
+                    )
                 }
                 None => (None, None, None, None, false),
             },
@@ -1218,9 +1229,11 @@ impl PyRegex {
                 // DFA scan, and a matching one would scan twice.
                 let full = re;
                 let is_ascii = hay.is_ascii();
-                if let (Some(jit), true) = (&self.jit, is_ascii && self.jit_usable()) {
+                let jit = self.jit.as_ref().filter(|j| is_ascii && j.usable());
+                let seg = self.segments.as_ref().filter(|_| is_ascii);
+                if jit.is_some() || seg.is_some() {
                     let whole = self.fast_for(re, hay);
-                    // an anchored pattern has no start to find, and PCRE2 tells a miss exactly
+                    // an anchored pattern has no start to find
                     let (start, end) = if self.anchored {
                         (0, None)
                     } else {
@@ -1229,34 +1242,28 @@ impl PyRegex {
                             None => return false,
                         }
                     };
-                    match jit.captures_at(hay, start, &mut cache.jit, &mut spans.spans) {
-                        Some(true) if end.is_none_or(|e| spans.get(0) == Some((start, e))) => {
-                            return true
+                    if let Some(jit) = jit {
+                        match jit.captures_at(hay, start, &mut cache.jit, &mut spans.spans) {
+                            Some(true) if end.is_none_or(|e| spans.get(0) == Some((start, e))) => {
+                                return true
+                            }
+                            // PCRE2 tells a miss of an anchored pattern exactly
+                            Some(false) if self.anchored => return false,
+                            _ => spans.spans.clear(),
                         }
-                        Some(false) if self.anchored => return false,
-                        _ => spans.spans.clear(),
                     }
-                }
-                if let (Some(seg), true) = (&self.segments, is_ascii) {
-                    let whole = self.fast_for(re, hay);
-                    let (start, end) = if seg.anchored() {
-                        (0, None)
-                    } else {
-                        match whole.find(hay) {
-                            Some(m) => (m.start(), Some(m.end())),
-                            None => return false,
+                    if let Some(seg) = seg {
+                        spans.spans.resize(re.captures_len(), None);
+                        if seg.captures(hay, start, end, &mut cache.segments, &mut spans.spans) {
+                            return true;
                         }
-                    };
-                    spans.spans.resize(re.captures_len(), None);
-                    if seg.captures(hay, start, end, &mut cache.segments, &mut spans.spans) {
-                        return true;
-                    }
-                    spans.spans.clear();
-                    // A piece's first path is not the match's, or there is no match: the full
-                    // search below, unless a DFA scan (cheaper than a capture search that
-                    // fails) shows that nothing matches.
-                    if seg.anchored() && !whole.is_match(hay) {
-                        return false;
+                        spans.spans.clear();
+                        // A piece's first path is not the match's, or there is no match: the
+                        // full search below, unless a DFA scan (cheaper than a capture search
+                        // that fails) shows that nothing matches.
+                        if self.anchored && !whole.is_match(hay) {
+                            return false;
+                        }
                     }
                 }
                 let twin = self.ascii.is_some() && is_ascii;
@@ -1300,13 +1307,6 @@ impl PyRegex {
                 }
             }
         }
-    }
-
-    /// Whether the whole-pattern search on PCRE2's JIT can run (see [`pcre_text`]).
-    fn jit_usable(&self) -> bool {
-        self.jit
-            .as_ref()
-            .is_some_and(pcre_text::JitCaptures::usable)
     }
 
     /// The fast regex to run on `hay`: the ASCII twin when it applies.
@@ -1357,30 +1357,28 @@ fn split_captures(
     let Some(tail) = hay.get(at..) else {
         return false;
     };
-    if ascii {
-        let pcre = split.rest_pcre.get_or_init(|| {
-            let text = pcre_text::pcre_text(&ascii_hir(split.rest_hir.clone()))?;
-            pcre_text::build(&text).filter(|re| re.captures_len() == full.captures_len())
-        });
-        if let Some(re) = pcre {
-            // anchored by its leading `\A`; its first match is `rest`'s (see [`Split`]), so
-            // the span needs no limit: the check below still holds it to `[m, e)`
-            let locs = cache
-                .rest_pcre
-                .get_or_insert_with(|| re.capture_locations());
-            match re.captures_read(locs, tail.as_bytes()) {
-                Ok(Some(m)) if m.start() == 0 && at + m.end() == e => {
-                    spans.spans.push(Some(whole));
-                    spans.spans.extend(
-                        (1..locs.len()).map(|i| locs.get(i).map(|(gs, ge)| (at + gs, at + ge))),
-                    );
-                    return true;
+    if let (true, Some(jit)) = (ascii, &split.rest_jit) {
+        // its first match from the tail's start is `rest`'s (see [`Split`]), so the span
+        // needs no limit: the check below still holds it to `[m, e)`
+        match jit.captures_at(tail, 0, &mut cache.rest_jit, &mut spans.spans) {
+            Some(true) if spans.get(0) == Some((0, e - at)) => {
+                let mut groups = spans.spans.iter_mut();
+                if let Some(first) = groups.next() {
+                    *first = Some(whole);
                 }
-                // no match or another one: not provably the split (impossible, see above)
-                Ok(_) => return false,
-                // a JIT stack or step limit: the backtracker below, exact and linear
-                Err(_) => {}
+                for g in groups.flatten() {
+                    *g = (at + g.0, at + g.1);
+                }
+                return true;
             }
+            // no match or another one: not provably the split (impossible, see above)
+            Some(_) => {
+                spans.spans.clear();
+                return false;
+            }
+            // not compiled, or a JIT stack or step limit: the backtracker below, exact and
+            // linear
+            None => spans.spans.clear(),
         }
     }
     let (rest, slot) = if twin {
@@ -1614,7 +1612,7 @@ mod tests {
     fn pattern_pcre2_numbers_differently_runs_without_the_jit() {
         // the parser drops `(?P<a>a){0}`: PCRE2's text would have one group fewer
         let re = PyRegex::compile(r"x(?P<a>a){0}(?P<b>b)", false).unwrap();
-        assert!(re.jit.is_some() && !re.jit_usable());
+        assert!(re.jit.as_ref().is_some_and(|j| !j.usable()));
         let s = re.captures("zxb").unwrap();
         assert_eq!((s.get(1), s.get(2)), (None, Some((2, 3))));
     }
@@ -1746,7 +1744,7 @@ mod tests {
             // the pieces alone (the search above goes to PCRE2's JIT first): where they find
             // spans, they are the full search's
             let seg = re.segments.as_ref().unwrap();
-            let (start, end) = if seg.anchored() {
+            let (start, end) = if re.anchored {
                 (0, None)
             } else {
                 match full.find(&hay) {

@@ -153,10 +153,11 @@ pub(super) fn build(text: &str) -> Option<pcre2::bytes::Regex> {
         .ok()
 }
 
-/// A whole pattern's capture search on PCRE2's JIT, for ASCII haystacks: compiled on first use
-/// from its ASCII twin, anchored where the search starts (`\G`).
+/// A pattern's capture search on PCRE2's JIT, for ASCII haystacks: written from its ASCII twin
+/// once, compiled on first use, anchored where the search starts (`\G`).
 pub(super) struct JitCaptures {
-    ascii: Hir,
+    /// PCRE2 text of the ASCII twin.
+    text: String,
     groups: usize,
     re: OnceLock<Option<pcre2::bytes::Regex>>,
 }
@@ -164,10 +165,9 @@ pub(super) struct JitCaptures {
 impl JitCaptures {
     /// For the pattern whose ASCII twin is `ascii` and which has `groups` groups (group 0
     /// included); `None` when PCRE2 might run it differently.
-    pub(super) fn new(ascii: Hir, groups: usize) -> Option<JitCaptures> {
-        pcre_text(&ascii)?;
+    pub(super) fn new(ascii: &Hir, groups: usize) -> Option<JitCaptures> {
         Some(JitCaptures {
-            ascii,
+            text: pcre_text(ascii)?,
             groups,
             re: OnceLock::new(),
         })
@@ -179,8 +179,8 @@ impl JitCaptures {
     fn regex(&self) -> Option<&pcre2::bytes::Regex> {
         self.re
             .get_or_init(|| {
-                let text = format!("\\G(?:{})", pcre_text(&self.ascii)?);
-                build(&text).filter(|re| re.captures_len() == self.groups)
+                build(&format!("\\G(?:{})", self.text))
+                    .filter(|re| re.captures_len() == self.groups)
             })
             .as_ref()
     }

@@ -44,7 +44,7 @@ use regex_automata::nfa::thompson::{
 use regex_automata::util::captures::Captures;
 use regex_automata::util::look::LookMatcher;
 use regex_automata::{Anchored, Input};
-use regex_syntax::hir::{Hir, HirKind, Look};
+use regex_syntax::hir::{Hir, HirKind};
 
 /// NFA size limit of one piece (as for whole patterns).
 const NFA_LIMIT: usize = 64 << 20;
@@ -52,8 +52,6 @@ const NFA_LIMIT: usize = 64 << 20;
 /// A pattern cut into pieces (see the module documentation).
 pub(super) struct Segments {
     root: Node,
-    /// The pattern can only match at the haystack's start (`^` without MULTILINE, `\A`).
-    anchored: bool,
     /// Number of DFAs and backtrackers (the sizes of a [`SegmentCache`]).
     dfas: usize,
     bts: usize,
@@ -172,16 +170,9 @@ impl Segments {
         }
         Some(Segments {
             root,
-            anchored: hir.properties().look_set_prefix().contains(Look::Start),
             dfas: counts.0,
             bts: counts.1,
         })
-    }
-
-    /// Whether the pattern can only match at the start of the haystack (then the search
-    /// needs no leftmost match first).
-    pub(super) fn anchored(&self) -> bool {
-        self.anchored
     }
 
     /// The group spans of the match starting at `start` (the haystack's start for an
