@@ -324,21 +324,20 @@ fn compile_failregexes(
             false,
         ))
     };
-    let odd_indices = || (1..patterns.len()).step_by(2);
-    let even_indices = || (0..patterns.len()).step_by(2);
-    let (even, odd) = std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .spawn_scoped(s, || odd_indices().filter_map(compile).collect::<Vec<_>>());
-        let even: Vec<_> = even_indices().filter_map(compile).collect();
-        let odd = match helper {
-            Ok(h) => h
-                .join()
-                .unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
-            // no thread to be had: compile them here
-            Err(_) => odd_indices().filter_map(compile).collect(),
-        };
-        (even, odd)
-    });
+    let (odd, even) = on_helper_thread(
+        || {
+            (1..patterns.len())
+                .step_by(2)
+                .filter_map(compile)
+                .collect::<Vec<_>>()
+        },
+        || {
+            (0..patterns.len())
+                .step_by(2)
+                .filter_map(compile)
+                .collect::<Vec<_>>()
+        },
+    );
     let mut all = Vec::with_capacity(patterns.len());
     let mut odd = odd.into_iter();
     for e in even {
@@ -346,6 +345,22 @@ fn compile_failregexes(
         all.extend(odd.next());
     }
     all
+}
+
+/// `helper()` on a helper thread while `here()` runs on this one; both results. Without a
+/// thread to be had, `helper()` runs here after `here()`. A panic on the helper goes on here.
+fn on_helper_thread<H: Send, T>(helper: impl Fn() -> H + Sync, here: impl FnOnce() -> T) -> (H, T) {
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new().spawn_scoped(s, &helper);
+        let here = here();
+        let helper = match spawned {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
+            Err(_) => helper(),
+        };
+        (helper, here)
+    })
 }
 
 /// A compiled filter: immutable, shared between runners.
@@ -377,19 +392,8 @@ impl Filter {
         // pattern rewriting on first use) is built on a helper thread while the regexes
         // compile: a one-shot `banhammer regex` then waits for the longer of the two
         // rather than their sum. Regex errors are reported first, as before.
-        let (regexes, date) = std::thread::scope(|s| {
-            let helper =
-                std::thread::Builder::new().spawn_scoped(s, || DateDetector::new(&date_cfg));
-            let regexes = Regexes::compile(cfg);
-            let date = match helper {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
-                // no thread to be had: build it here
-                Err(_) => DateDetector::new(&date_cfg),
-            };
-            (regexes, date)
-        });
+        let (date, regexes) =
+            on_helper_thread(|| DateDetector::new(&date_cfg), || Regexes::compile(cfg));
         let Regexes {
             prefregex,
             failregex,
