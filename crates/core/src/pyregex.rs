@@ -1727,22 +1727,23 @@ mod tests {
             proptest::prop_assert_eq!(a, b);
         }
 
-        /// The capture search by pieces finds the spans the full search does, also where a
-        /// piece's first path does not lead to the match (then the full search runs).
+        /// The capture searches on PCRE2's JIT (which `captures` runs first) and by pieces
+        /// find the spans the full search does; the pieces also where a piece's first path
+        /// does not lead to the match (then the full search runs).
         #[test]
-        fn segmented_search_agrees(
+        fn jit_and_segmented_searches_agree(
             p in proptest::sample::select(CAPTURE_PATTERNS),
             hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
         ) {
             let re = PyRegex::compile(p, false).unwrap();
+            proptest::prop_assert!(re.jit.is_some());
             proptest::prop_assert!(re.segments.is_some());
             let (want, got) = full_and_ours(&re, &hay);
             proptest::prop_assert_eq!(&got, &want);
             let Engine::Fast(full) = re.engine() else {
                 panic!("not fast");
             };
-            // the pieces alone (the search above goes to PCRE2's JIT first): where they find
-            // spans, they are the full search's
+            // the pieces alone: where they find spans, they are the full search's
             let seg = re.segments.as_ref().unwrap();
             let (start, end) = if re.anchored {
                 (0, None)
@@ -1756,18 +1757,6 @@ mod tests {
             if seg.captures(&hay, start, end, &mut SegmentCache::default(), &mut spans) {
                 proptest::prop_assert_eq!(Some(spans), want);
             }
-        }
-
-        /// The capture search on PCRE2's JIT finds the spans the full search does.
-        #[test]
-        fn jit_search_agrees(
-            p in proptest::sample::select(CAPTURE_PATTERNS),
-            hay in "(a|b|c|d|x|y|z|0|1| |:|-| from |\n|error: ){0,12}",
-        ) {
-            let re = PyRegex::compile(p, false).unwrap();
-            proptest::prop_assert!(re.jit.is_some());
-            let (want, got) = full_and_ours(&re, &hay);
-            proptest::prop_assert_eq!(got, want);
         }
 
         #[test]
