@@ -36,7 +36,8 @@ mod store;
 
 pub use error::StoreError;
 pub use record::{
-    BanData, BanHistory, BanRecord, Change, Checkpoint, CheckpointKey, Family, Purged, PERMANENT,
+    BanData, BanHistory, BanRecord, Change, Checkpoint, CheckpointKey, Family, PurgeCursor, Purged,
+    PERMANENT,
 };
 pub use schema::CURRENT_VERSION;
 pub use store::Store;

@@ -239,3 +239,25 @@ pub struct Purged {
     /// Expired active bans removed.
     pub expired_bans: usize,
 }
+
+/// Where a purge stopped: steps of [`crate::Store::purge_step`] resume after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurgeCursor {
+    /// `time_of_ban` of the last history row looked at.
+    pub time_of_ban: f64,
+    /// Its id (ties of `time_of_ban`).
+    pub id: i64,
+    /// Nothing is left to look at: the purge is complete.
+    pub done: bool,
+}
+
+impl Default for PurgeCursor {
+    /// A purge from the start.
+    fn default() -> PurgeCursor {
+        PurgeCursor {
+            time_of_ban: f64::NEG_INFINITY,
+            id: i64::MIN,
+            done: false,
+        }
+    }
+}

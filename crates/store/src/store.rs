@@ -14,7 +14,7 @@ use rusqlite::{
 
 use crate::error::StoreError;
 use crate::record::{
-    BanData, BanHistory, BanRecord, Change, Checkpoint, CheckpointKey, Family, Purged,
+    BanData, BanHistory, BanRecord, Change, Checkpoint, CheckpointKey, Family, PurgeCursor, Purged,
 };
 use crate::schema::{APPLICATION_ID, CURRENT_VERSION, FAIL2BAN_TABLES, MIGRATIONS};
 
@@ -33,6 +33,9 @@ const CACHE_KIB: i64 = 16 * 1024;
 
 /// Prepared statements kept by the connection: every statement of this module fits.
 const STATEMENT_CACHE: usize = 32;
+
+/// Rows a step of [`Store::purge`] looks at, per table.
+const PURGE_STEP_ROWS: usize = 1000;
 
 /// Display name of an in-memory database in errors.
 const MEMORY: &str = ":memory:";
@@ -433,15 +436,40 @@ impl Store {
             .map_err(|e| self.read_err("reading metadata", e))
     }
 
-    /// Housekeeping, fail2ban's `purge` with `dbpurgeage` (compat §8), in one transaction:
+    /// Housekeeping, fail2ban's `purge` with `dbpurgeage` (compat §8), all at once: the
+    /// steps of [`Store::purge_step`] until there is nothing left to look at. The daemon
+    /// calls the steps itself, between other work.
+    pub fn purge(&mut self, now: f64, purge_age: f64) -> Result<Purged, StoreError> {
+        let mut total = Purged::default();
+        let mut cursor = PurgeCursor::default();
+        loop {
+            let step = self.purge_step(now, purge_age, &mut cursor, PURGE_STEP_ROWS)?;
+            total.history += step.history;
+            total.expired_bans += step.expired_bans;
+            if cursor.done {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One bounded step of the purge, in one transaction; `cursor` says where the previous
+    /// step stopped (start with `PurgeCursor::default()`, stop when `cursor.done`). Each
+    /// step looks at no more than `limit` expired bans and `limit` history rows, through
+    /// indexes, so it costs the same whatever the size of the tables.
     ///
+    /// - active bans that have ended by `now` are removed (the firewall expired them);
     /// - history rows that started before `now − purge_age` are removed, except each
     ///   `(key, jail)`'s latest row, which follows fail2ban's `bips` rule: kept while
-    ///   permanent or while `time_of_ban + 3·bantime ≥ now − purge_age`, so `bantime.increment`
-    ///   remembers recent offenders as long as fail2ban would;
-    /// - active bans that have ended by `now` are removed (the firewall expired them);
+    ///   permanent or while `time_of_ban + 3·bantime ≥ now − purge_age`, so
+    ///   `bantime.increment` remembers recent offenders as long as fail2ban would;
     /// - the history row of a ban still active is never removed (the ban points at it).
-    pub fn purge(&mut self, now: f64, purge_age: f64) -> Result<Purged, StoreError> {
+    pub fn purge_step(
+        &mut self,
+        now: f64,
+        purge_age: f64,
+        cursor: &mut PurgeCursor,
+        limit: usize,
+    ) -> Result<Purged, StoreError> {
         let op = "purging old history and expired bans";
         if !now.is_finite() || !purge_age.is_finite() {
             return Err(StoreError::InvalidChange {
@@ -450,33 +478,69 @@ impl Store {
                 detail: format!("now {now} and purge_age {purge_age} must be finite"),
             });
         }
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let cutoff = now - purge_age;
         let path = &self.path;
+        let fail = |e| sqlite_err(path, op.to_string(), e);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| sqlite_err(path, op.to_string(), e))?;
-        // Expired bans first: history rows they pointed at become purgeable.
+            .map_err(fail)?;
+        // Expired bans first: the history rows they pointed at become purgeable.
         let expired_bans = tx
             .prepare_cached(
-                "DELETE FROM bans WHERE history_id IN ( \
-                     SELECT id FROM ban_history WHERE bantime >= 0 AND time_of_ban + bantime <= ?1)",
+                "DELETE FROM bans WHERE id IN ( \
+                     SELECT id FROM bans WHERE ends_at IS NOT NULL AND ends_at <= ?1 LIMIT ?2)",
             )
-            .and_then(|mut s| s.execute([now]))
-            .map_err(|e| sqlite_err(path, op.to_string(), e))?;
-        let history = tx
+            .and_then(|mut s| s.execute(params![now, limit]))
+            .map_err(fail)?;
+        let bans_done = i64::try_from(expired_bans).unwrap_or(i64::MAX) < limit;
+        // History: the next `limit` rows older than the cutoff, in (time_of_ban, id) order
+        // from where the last step stopped, so rows kept by the rules are looked at once per
+        // purge rather than once per step.
+        let last: Option<(f64, i64)> = tx
             .prepare_cached(
-                "DELETE FROM ban_history AS h WHERE h.time_of_ban < ?1 \
-                 AND h.id NOT IN (SELECT history_id FROM bans) AND ( \
-                     (h.bantime >= 0 AND h.time_of_ban + h.bantime * 3 < ?1) \
-                     OR h.id <> ( \
-                         SELECT l.id FROM ban_history l WHERE l.key = h.key AND l.jail = h.jail \
-                         ORDER BY l.time_of_ban DESC, l.id DESC LIMIT 1))",
+                "SELECT time_of_ban, id FROM ( \
+                     SELECT time_of_ban, id FROM ban_history \
+                     WHERE time_of_ban < ?1 AND (time_of_ban, id) > (?2, ?3) \
+                     ORDER BY time_of_ban, id LIMIT ?4) \
+                 ORDER BY time_of_ban DESC, id DESC LIMIT 1",
             )
-            .and_then(|mut s| s.execute([cutoff]))
-            .map_err(|e| sqlite_err(path, op.to_string(), e))?;
-        tx.commit()
-            .map_err(|e| sqlite_err(path, op.to_string(), e))?;
+            .and_then(|mut s| {
+                s.query_row(params![cutoff, cursor.time_of_ban, cursor.id, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(fail)?;
+        let mut history = 0;
+        if let Some((last_time, last_id)) = last {
+            history = tx
+                .prepare_cached(
+                    "DELETE FROM ban_history AS h \
+                     WHERE (h.time_of_ban, h.id) > (?2, ?3) AND (h.time_of_ban, h.id) <= (?4, ?5) \
+                     AND h.time_of_ban < ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.history_id = h.id) AND ( \
+                         (h.bantime >= 0 AND h.time_of_ban + h.bantime * 3 < ?1) \
+                         OR h.id <> ( \
+                             SELECT l.id FROM ban_history l WHERE l.key = h.key AND l.jail = h.jail \
+                             ORDER BY l.time_of_ban DESC, l.id DESC LIMIT 1))",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        cutoff,
+                        cursor.time_of_ban,
+                        cursor.id,
+                        last_time,
+                        last_id
+                    ])
+                })
+                .map_err(fail)?;
+            cursor.time_of_ban = last_time;
+            cursor.id = last_id;
+        }
+        tx.commit().map_err(fail)?;
+        cursor.done = bans_done && last.is_none();
         Ok(Purged {
             history,
             expired_bans,
@@ -611,20 +675,30 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             // UPDATE, then INSERT if there was nothing to update, rather than an UPSERT: an
             // UPSERT may write twice, so SQLite wraps each one in a statement journal, which
             // measured as half the cost of a 100k-ban batch.
+            let ends_at = (bantime >= 0.0).then_some(time_of_ban + bantime);
             let updated = tx
                 .prepare_cached(
-                    "UPDATE bans SET family = ?3, history_id = ?4 WHERE jail = ?1 AND key = ?2",
-                )?
-                .execute(params![ban.jail, ban.key, ban.family.to_db(), history_id])?;
-            if updated == 0 {
-                tx.prepare_cached(
-                    "INSERT INTO bans (jail, key, family, history_id) VALUES (?1, ?2, ?3, ?4)",
+                    "UPDATE bans SET family = ?3, history_id = ?4, ends_at = ?5 \
+                     WHERE jail = ?1 AND key = ?2",
                 )?
                 .execute(params![
                     ban.jail,
                     ban.key,
                     ban.family.to_db(),
-                    history_id
+                    history_id,
+                    ends_at
+                ])?;
+            if updated == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO bans (jail, key, family, history_id, ends_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    ban.jail,
+                    ban.key,
+                    ban.family.to_db(),
+                    history_id,
+                    ends_at
                 ])?;
             }
         }

@@ -86,10 +86,11 @@ fn empty_file_is_migrated_from_version_0() {
     std::fs::write(&path, b"").unwrap();
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
-    assert_eq!(CURRENT_VERSION, 1);
+    assert_eq!(CURRENT_VERSION, 2);
     let created_by = store.meta("created_by").unwrap().unwrap();
     assert!(created_by.starts_with("banhammer-store "), "{created_by}");
     assert!(store.meta("schema_v1_by").unwrap().is_some());
+    assert!(store.meta("schema_v2_by").unwrap().is_some());
     drop(store);
     assert_eq!(
         tables(&path),
@@ -694,6 +695,138 @@ fn purge_keeps_the_history_row_of_an_active_ban() {
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].ban_count, 1);
     assert_eq!(active[0].data.matches, ["k failed"]);
+}
+
+/// The purge in bounded steps gives what one purge gives, and each step looks at no more
+/// than its limit of rows: the daemon runs it between turns of its main loop.
+#[test]
+fn purge_in_steps_is_bounded_and_complete() {
+    let day = 86_400.0;
+    let now = T0 + 10.0 * day;
+    let fill = |store: &mut Store| {
+        let mut batch = Vec::new();
+        for i in 0..300 {
+            let t = now - 5.0 * day + f64::from(i);
+            // Old expired bans (history purged), permanent ones (kept: looked at once),
+            // active ones (kept).
+            batch.push(Change::Ban(ban("sshd", &format!("old{i}"), t, 600.0, 1)));
+            batch.push(Change::Ban(ban(
+                "sshd",
+                &format!("perm{i}"),
+                t,
+                PERMANENT,
+                1,
+            )));
+            batch.push(Change::Ban(ban(
+                "sshd",
+                &format!("act{i}"),
+                now - 10.0,
+                600.0,
+                1,
+            )));
+        }
+        store.apply(&batch).unwrap();
+    };
+    let mut whole = Store::open_in_memory().unwrap();
+    fill(&mut whole);
+    let expected = whole.purge(now, day).unwrap();
+    assert_eq!(expected.history, 300);
+    assert_eq!(expected.expired_bans, 300);
+
+    let mut stepped = Store::open_in_memory().unwrap();
+    fill(&mut stepped);
+    let mut cursor = PurgeCursor::default();
+    let mut total = Purged::default();
+    let mut steps = 0;
+    while !cursor.done {
+        let p = stepped.purge_step(now, day, &mut cursor, 50).unwrap();
+        assert!(p.history <= 50 && p.expired_bans <= 50, "{p:?}");
+        total.history += p.history;
+        total.expired_bans += p.expired_bans;
+        steps += 1;
+        assert!(steps < 100, "the purge must end");
+    }
+    assert_eq!(total, expected);
+    // 600 old rows (expired and permanent) at 50 a step, then one step that finds none.
+    assert_eq!(steps, 13);
+    assert_eq!(
+        stepped.active_bans(now).unwrap().len(),
+        whole.active_bans(now).unwrap().len()
+    );
+}
+
+/// Finding: `banhammer unban --all` froze the daemon quadratically (40k bans: 25 s). Deleting
+/// a history row makes SQLite check that no ban points at it, and without an index on
+/// `bans(history_id)` each check read every remaining ban. Counted in SQLite's own VM steps,
+/// the work of deleting a jail's history must grow linearly with its size.
+#[test]
+fn unban_all_of_many_bans_does_not_scan_the_bans_per_history_row() {
+    fn steps_to_forget(n: u32) -> i32 {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut batch = Vec::new();
+        for i in 0..n {
+            batch.push(Change::Ban(ban(
+                "a",
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                T0,
+                600.0,
+                1,
+            )));
+            batch.push(Change::Ban(ban(
+                "b",
+                &format!("10.1.{}.{}", i / 256, i % 256),
+                T0,
+                600.0,
+                1,
+            )));
+        }
+        store.apply(&batch).unwrap();
+        let conn = store.conn_for_tests();
+        conn.execute("DELETE FROM bans WHERE jail = 'a'", [])
+            .unwrap();
+        let mut stmt = conn
+            .prepare("DELETE FROM ban_history WHERE jail = 'a'")
+            .unwrap();
+        assert_eq!(stmt.execute([]).unwrap(), n as usize);
+        stmt.get_status(rusqlite::StatementStatus::VmStep)
+    }
+    let small = steps_to_forget(500);
+    let large = steps_to_forget(2000);
+    // Linear: 4× the rows, about 4× the steps (quadratic would be 16×).
+    assert!(
+        f64::from(large) / f64::from(small) < 6.0,
+        "{small} → {large} VM steps for 4× the rows"
+    );
+}
+
+/// A version-1 file (before the bans kept their end) is migrated: its active bans get their
+/// end from their history row, so the purge still finds the expired ones.
+#[test]
+fn version_1_files_get_ban_ends_from_their_history() {
+    let (_dir, path) = temp();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO ban_history (id, jail, key, time_of_ban, bantime) VALUES \
+                 (1, 'sshd', 'gone', 1000, 600), (2, 'sshd', 'left', 1000, 1e10), \
+                 (3, 'sshd', 'perm', 1000, -1); \
+             INSERT INTO bans (jail, key, family, history_id) VALUES \
+                 ('sshd', 'gone', 0, 1), ('sshd', 'left', 0, 2), ('sshd', 'perm', 0, 3);",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let purged = store.purge(T0, 86_400.0).unwrap();
+    assert_eq!(purged.expired_bans, 1);
+    assert_eq!(
+        keys(&store.active_bans(T0).unwrap()),
+        [pair("sshd", "left"), pair("sshd", "perm")]
+    );
 }
 
 // ---- checkpoints and meta ----
