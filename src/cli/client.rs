@@ -94,9 +94,13 @@ pub struct BanArgs {
     pub opts: ClientOpts,
     /// The jail.
     pub jail: String,
-    /// Addresses to ban.
+    /// Addresses (or networks, `192.0.2.0/24`) to ban.
     #[arg(required = true, value_name = "IP")]
     pub ips: Vec<String>,
+    /// Ban even a network wider than the server's `prefixfloor`/`prefixfloor6` (/16 and
+    /// /32 by default) or an address the jail ignores (ignoreip, ignoreself).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +180,7 @@ impl ClientCmd {
                 let req = Request::Ban {
                     jail: a.jail,
                     ips: a.ips,
+                    force: a.force,
                 };
                 (a.opts, Ok(req.into()))
             }

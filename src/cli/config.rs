@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use banhammer_config::{ConfigTree, JailSpec};
+use banhammer_config::ConfigTree;
 use clap::{Args, Subcommand};
 
 use crate::embedded::EMBEDDED_CONFIG;
@@ -63,12 +63,22 @@ fn load(args: &ConfigArgs) -> Result<banhammer_config::JailsConfig> {
     Ok(cfg)
 }
 
+/// Runs exactly the daemon's checks: its server settings, then for every enabled jail (or
+/// the one named) the plan `banhammer run` would make — filter compiled, source backend
+/// and its arguments, actions (native nftables rules, action.d templates), ignorecommand.
+/// Nothing is bound or started, so it works while the daemon runs.
 fn check(args: &ConfigArgs) -> Result<()> {
+    let tree = tree(args)?;
+    crate::daemon::Settings::load(&tree, &Default::default())?;
     let cfg = load(args)?;
     for w in &cfg.warnings {
         eprintln!("warning: {}: {}", w.origin, w.message);
     }
-    let now = jiff::Timestamp::now().as_second();
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let opts = crate::daemon::plan::PlanOptions {
+        dry_run: false,
+        journal_available: crate::source::journal::journal_available(),
+    };
     let mut problems = 0;
     let mut enabled = 0;
     for jail in cfg
@@ -77,8 +87,8 @@ fn check(args: &ConfigArgs) -> Result<()> {
         .filter(|j| j.enabled || args.jail.is_some())
     {
         enabled += 1;
-        if let Err(e) = check_jail(jail, now) {
-            eprintln!("error: {}: jail [{}]: {e:#}", jail.origin, jail.name);
+        if let Err(e) = crate::daemon::plan::plan(jail, tree.overlay(), opts, now) {
+            eprintln!("error: {e:#}");
             problems += 1;
         }
     }
@@ -86,30 +96,6 @@ fn check(args: &ConfigArgs) -> Result<()> {
         anyhow::bail!("{problems} jail(s) have errors");
     }
     println!("OK: {} jails read, {} checked", cfg.jails.len(), enabled);
-    Ok(())
-}
-
-fn check_jail(jail: &JailSpec, now: i64) -> Result<()> {
-    let Some(spec) = &jail.filter else {
-        anyhow::bail!("no filter (set `filter = NAME`)");
-    };
-    let resolved = crate::filterload::ResolvedFilter {
-        origin: crate::filterload::FilterOrigin::Named {
-            name: spec.name.clone(),
-            basedir: String::new(),
-        },
-        args: Default::default(),
-        spec: spec.clone(),
-    };
-    let overrides = crate::filterload::FilterOverrides {
-        timezone: jail.logtimezone.clone(),
-        usedns: Some(jail.usedns.clone()),
-        ..Default::default()
-    };
-    crate::filterload::compile(&resolved, &overrides, now)?;
-    if jail.logpaths.is_empty() && !jail.backend.starts_with("systemd") {
-        anyhow::bail!("no logpath (set `logpath = FILE` or `backend = systemd`)");
-    }
     Ok(())
 }
 

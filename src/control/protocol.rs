@@ -31,8 +31,12 @@ pub enum Request {
     Ban {
         /// The jail.
         jail: String,
-        /// Addresses (IPv4/IPv6, or the jail's key values).
+        /// Addresses (IPv4/IPv6) or networks (`192.0.2.0/24`).
         ips: Vec<String>,
+        /// Ban even what the jail would refuse: a prefix shorter than the server's floor,
+        /// an ignored address.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Unban addresses in one jail or all; `all` = every address → [`Reply::Count`].
     Unban {

@@ -2,19 +2,30 @@
 //! ([`crate::action::command::ActionWorker`], whose single queue keeps the ban, prolong
 //! and unban of an address in order), `actionstart` queued first, errors counted in the
 //! metrics.
+//!
+//! The main loop never waits for a script: commands go to the worker's bounded queue when
+//! it has room and otherwise wait in this handle's own queue, in order, until a later turn
+//! finds room ([`CommandWorker::pump`]). A ban storm against a slow action costs memory
+//! here (one ticket per ban), never a stalled loop.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 use banhammer_config::ActionSpec;
 
-use crate::action::command::{spawn_worker_with, ActionCmd, ActionWorker, CommandAction, Ticket};
+use crate::action::command::{
+    spawn_worker_with, ActionCmd, ActionWorker, CommandAction, Ticket, TrySend,
+};
 use crate::error;
 use crate::metrics::Metrics;
 
 /// The handle the main loop keeps.
 pub struct CommandWorker {
     worker: ActionWorker,
+    /// Commands waiting for room in the worker's queue, oldest first.
+    waiting: VecDeque<ActionCmd>,
 }
 
 impl CommandWorker {
@@ -41,19 +52,48 @@ impl CommandWorker {
                 spec.actname
             )
         })?;
-        let w = CommandWorker { worker };
+        let mut w = CommandWorker {
+            worker,
+            waiting: VecDeque::new(),
+        };
         w.send(ActionCmd::Start);
         Ok(w)
     }
 
-    fn send(&self, cmd: ActionCmd) {
-        if let Err(e) = self.worker.send(cmd) {
-            error!("actions", "{e}");
+    fn send(&mut self, cmd: ActionCmd) {
+        self.waiting.push_back(cmd);
+        self.pump();
+    }
+
+    /// Hands waiting commands to the worker while its queue has room.
+    pub fn pump(&mut self) {
+        while let Some(cmd) = self.waiting.pop_front() {
+            match self.worker.try_send(cmd) {
+                Ok(()) => {}
+                Err(TrySend::Full(cmd)) => {
+                    self.waiting.push_front(*cmd);
+                    return;
+                }
+                Err(TrySend::Gone(e)) => {
+                    error!(
+                        "actions",
+                        "{e} ({} command(s) dropped)",
+                        self.waiting.len() + 1
+                    );
+                    self.waiting.clear();
+                    return;
+                }
+            }
         }
     }
 
+    /// Commands not yet handed to the worker.
+    pub fn backlog(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Queues a ban (`prolong`: the ban of an already banned address got longer).
-    pub fn ban(&self, ticket: Ticket, prolong: bool) {
+    pub fn ban(&mut self, ticket: Ticket, prolong: bool) {
         self.send(if prolong {
             ActionCmd::Prolong(ticket)
         } else {
@@ -62,15 +102,28 @@ impl CommandWorker {
     }
 
     /// Queues an unban.
-    pub fn unban(&self, ticket: Ticket) {
+    pub fn unban(&mut self, ticket: Ticket) {
         self.send(ActionCmd::Unban(ticket));
     }
 
     /// Runs the jail-stop sequence (flush or per-address unbans of `banned`, then
-    /// `actionstop`) after everything queued, and waits for it.
-    pub fn stop(self, banned: Vec<Ticket>) {
-        if let Err(e) = self.worker.stop(banned) {
-            error!("actions", "{e}");
-        }
+    /// `actionstop`) after everything queued, on a thread of its own: the returned handle
+    /// ends when the action has stopped. Nothing here waits for a script.
+    pub fn stop(self, banned: Vec<Ticket>) -> std::io::Result<JoinHandle<()>> {
+        let CommandWorker { worker, waiting } = self;
+        std::thread::Builder::new()
+            .name("action-stop".into())
+            .spawn(move || {
+                // This thread may wait: the worker's queue drains at the scripts' pace.
+                for cmd in waiting {
+                    if let Err(e) = worker.send(cmd) {
+                        error!("actions", "{e}");
+                        break;
+                    }
+                }
+                if let Err(e) = worker.stop(banned) {
+                    error!("actions", "{e}");
+                }
+            })
     }
 }

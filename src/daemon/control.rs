@@ -2,54 +2,69 @@
 //! Every value from the client is checked here: jail names looked up, addresses parsed.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::SyncSender;
 
-use banhammer_core::jail::{Decision, FailureKey};
+use banhammer_core::jail::FailureKey;
 use serde_json::{json, Value};
 
 use super::engine::Engine;
+use super::jails::ActionRuntime;
+use super::outbox::{key_net, UnbanHow};
+use super::reload::ReloadRequest;
 use super::settings::DbLocation;
 use crate::control::protocol::{BanEntry, Envelope, JailBans, JailStatus, Reply, Request};
 use crate::logging;
 
 impl Engine {
-    /// The answer to one request.
-    pub(super) fn control(&mut self, req: Request) -> Envelope {
+    /// Answers one request. Most answers go out at once; those that change the firewall
+    /// or the store (ban, unban) go out once the effects thread has applied the change,
+    /// and a reload answers when its swap is done.
+    pub(super) fn control(&mut self, req: Request, reply: SyncSender<Envelope>) {
+        let now = |answer: Envelope| {
+            // A client that went away does not need its answer.
+            let _ = reply.try_send(answer);
+        };
         match req {
-            Request::Ping => Envelope::ok(Reply::Pong),
-            Request::Version => Envelope::ok(Reply::Version {
+            Request::Ping => now(Envelope::ok(Reply::Pong)),
+            Request::Version => now(Envelope::ok(Reply::Version {
                 version: banhammer_config::VERSION.to_string(),
-            }),
+            })),
             Request::Status { jail: None } => {
-                let mut jails: Vec<String> = self.jails.keys().cloned().collect();
+                let mut jails: Vec<String> = self.jails.iter().map(|(n, _)| n.clone()).collect();
                 jails.sort();
-                Envelope::ok(Reply::Status { jails })
+                now(Envelope::ok(Reply::Status { jails }))
             }
-            Request::Status { jail: Some(j) } => match self.jail_status(&j) {
+            Request::Status { jail: Some(j) } => now(match self.jail_status(&j) {
                 Some(s) => Envelope::ok(Reply::JailStatus(s)),
                 None => no_jail(&j),
+            }),
+            Request::Ban { jail, ips, force } => match self.ban_request(&jail, &ips, force) {
+                Answer::WhenApplied(answer) => self.outbox.reply_after(reply, answer),
+                Answer::Now(answer) => now(answer),
             },
-            Request::Ban { jail, ips } => self.ban_request(&jail, &ips),
-            Request::Unban { jail, ips, all } => self.unban_request(jail.as_deref(), &ips, all),
-            Request::Banned { ips } => self.banned_request(&ips),
-            Request::Reload { jail } => match self.reload(jail.as_deref()) {
-                Err(why) => Envelope::err(why),
-                Ok(messages) if messages.iter().any(|m| m.starts_with("ERROR")) => {
-                    Envelope::err(messages.join("\n"))
+            Request::Unban { jail, ips, all } => {
+                match self.unban_request(jail.as_deref(), &ips, all) {
+                    Answer::WhenApplied(answer) => self.outbox.reply_after(reply, answer),
+                    Answer::Now(answer) => now(answer),
                 }
-                Ok(messages) => Envelope::ok(Reply::Reloaded { messages }),
-            },
+            }
+            Request::Banned { ips } => now(self.banned_request(&ips)),
+            Request::Reload { jail } => self.request_reload(ReloadRequest {
+                only: jail,
+                reply: Some(reply),
+            }),
             Request::Get {
                 jail: None, option, ..
-            } => self.get_server(&option),
+            } => now(self.get_server(&option)),
             Request::Get {
                 jail: Some(j),
                 option,
                 args,
-            } => self.get_jail(&j, &option, &args),
+            } => now(self.get_jail(&j, &option, &args)),
             Request::Stop => {
                 crate::info!("server", "Shutdown requested (control socket)");
-                self.stopping = true;
-                Envelope::ok(Reply::Ok)
+                self.stop();
+                now(Envelope::ok(Reply::Ok));
             }
         }
     }
@@ -74,16 +89,43 @@ impl Engine {
         })
     }
 
-    fn ban_request(&mut self, jail: &str, ips: &[String]) -> Envelope {
-        if !self.jails.contains_key(jail) {
-            return no_jail(jail);
-        }
+    /// A manual ban. Refused as a whole, before anything changes, when a value is not an
+    /// address, or (unless `force`) a network is wider than the floor or takes in an
+    /// address the jail ignores.
+    fn ban_request(&mut self, jail: &str, ips: &[String], force: bool) -> Answer {
+        let Some(rt) = self.jails.get(jail) else {
+            return Answer::Now(no_jail(jail));
+        };
+        let floor = self.ctx.settings.prefix_floor;
         let mut keys = Vec::new();
         for ip in ips {
-            match parse_addr(ip) {
-                Ok(k) => keys.push(k),
-                Err(e) => return Envelope::err(e),
+            let key = match parse_addr(ip) {
+                Ok(k) => k,
+                Err(e) => return Answer::Now(Envelope::err(e)),
+            };
+            if !force {
+                if let Some(net) = key_net(&key) {
+                    let min = if net.addr().is_ipv4() {
+                        floor.v4
+                    } else {
+                        floor.v6
+                    };
+                    if net.prefix() < min {
+                        return Answer::Now(Envelope::err(format!(
+                            "refused: {net} is wider than /{min}, the shortest prefix banned \
+                             (prefixfloor{} in fail2ban.conf); use --force to ban it anyway",
+                            if net.addr().is_ipv4() { "" } else { "6" }
+                        )));
+                    }
+                    if let Some(what) = rt.state.ignore().overlapping(net, rt.spec.ignoreself) {
+                        return Answer::Now(Envelope::err(format!(
+                            "refused: {net} takes in {what}, which jail '{jail}' never bans; \
+                             use --force to ban it anyway"
+                        )));
+                    }
+                }
             }
+            keys.push(key);
         }
         let now = self.ctx.clock.now();
         let mut count = 0;
@@ -93,56 +135,72 @@ impl Engine {
                 break;
             };
             let d = rt.state.ban(key, now, history);
-            let new = matches!(d, Decision::Ban(_));
-            self.apply_decision(jail, d, &BTreeMap::new(), None, now);
-            if new {
+            if self.apply_decision(jail, d, &BTreeMap::new(), None, now) {
                 count += 1;
             }
         }
-        self.flush();
-        Envelope::ok(Reply::Count { count })
+        Answer::WhenApplied(Envelope::ok(Reply::Count { count }))
     }
 
-    fn unban_request(&mut self, jail: Option<&str>, ips: &[String], all: bool) -> Envelope {
+    fn unban_request(&mut self, jail: Option<&str>, ips: &[String], all: bool) -> Answer {
         if let Some(j) = jail {
-            if !self.jails.contains_key(j) {
-                return no_jail(j);
+            if !self.jails.contains(j) {
+                return Answer::Now(no_jail(j));
             }
         }
         if !all && ips.is_empty() {
-            return Envelope::err("unban: no address given (expected IP… or --all)");
+            return Answer::Now(Envelope::err(
+                "unban: no address given (expected IP… or --all)",
+            ));
         }
         let mut keys = Vec::new();
         for ip in ips {
             match parse_addr(ip) {
                 Ok(k) => keys.push(k),
-                Err(e) => return Envelope::err(e),
+                Err(e) => return Answer::Now(Envelope::err(e)),
             }
         }
         let names: Vec<String> = match jail {
             Some(j) => vec![j.to_string()],
-            None => self.order.clone(),
+            None => self.jails.order().to_vec(),
         };
         let mut count = 0u64;
         for name in &names {
-            let unbans = match self.jails.get_mut(name) {
-                None => continue,
-                Some(rt) if all => rt.state.unban_all(),
-                Some(rt) => keys.iter().filter_map(|k| rt.state.unban(k)).collect(),
+            let Some(rt) = self.jails.get_mut(name) else {
+                continue;
             };
-            for u in &unbans {
-                self.apply_unban(name, u, true);
+            if all {
+                // The state lets go of every ban now; the kernel's sets are emptied and
+                // the store cleared in one operation each; the command actions and the
+                // log hear of each unban over the next turns.
+                let unbans = rt.state.unban_all();
+                let nft_jails: Vec<String> = rt
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        ActionRuntime::Native { nft_jail, .. } => Some(nft_jail.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                count += unbans.len() as u64;
+                self.outbox.unban_all_of(name, &nft_jails);
+                self.queue_bulk_unban(name, unbans);
+            } else {
+                let unbans: Vec<_> = keys.iter().filter_map(|k| rt.state.unban(k)).collect();
+                count += unbans.len() as u64;
+                for u in &unbans {
+                    self.end_ban(name, u, UnbanHow::Manual);
+                }
             }
-            count += unbans.len() as u64;
         }
-        self.flush();
-        Envelope::ok(Reply::Count { count })
+        Answer::WhenApplied(Envelope::ok(Reply::Count { count }))
     }
 
     fn banned_request(&self, ips: &[String]) -> Envelope {
         if ips.is_empty() {
             let jails = self
-                .order
+                .jails
+                .order()
                 .iter()
                 .filter_map(|n| {
                     self.jails.get(n).map(|rt| JailBans {
@@ -160,13 +218,10 @@ impl Engine {
                 Err(e) => return Envelope::err(e),
             };
             out.push(
-                self.order
+                self.jails
+                    .order()
                     .iter()
-                    .filter(|n| {
-                        self.jails
-                            .get(*n)
-                            .is_some_and(|rt| rt.state.is_banned(&key))
-                    })
+                    .filter(|n| self.jails.get(n).is_some_and(|rt| rt.state.is_banned(&key)))
                     .cloned()
                     .collect(),
             );
@@ -292,6 +347,14 @@ fn seconds(v: f64) -> Value {
     } else {
         json!(v)
     }
+}
+
+/// When an answer may go out.
+enum Answer {
+    /// At once (nothing changed, or it was refused).
+    Now(Envelope),
+    /// Once the changes decided so far are in the kernel and the store.
+    WhenApplied(Envelope),
 }
 
 fn no_jail(name: &str) -> Envelope {

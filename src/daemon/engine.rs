@@ -1,181 +1,197 @@
-//! The main loop: the one owner of every jail's state, the firewall backend and the store.
-//! Receives [`Event`]s (failures, checkpoints, control requests, signals) on one channel;
-//! emits firewall batches, action commands and store batches.
+//! The main loop: the one owner of every jail's state. Receives [`Event`]s from the jails'
+//! readers and the loop's helpers, and [`Urgent`] control requests and signals; decides
+//! (counts, bans, unbans, answers); hands what it decided to the effects thread, once per
+//! turn, through the [`Outbox`].
 //!
-//! Each turn takes every event waiting (up to a cap), decides, then applies what was
-//! decided in batches: first the firewall (one nftables transaction for all bans of the
-//! turn), then command actions (queued to their workers), then the store (one SQLite
-//! transaction). A ban is therefore in the kernel before it is on disk, and on disk
-//! within the same turn.
+//! The rule that shapes it: nothing that can take unbounded time runs here. No process
+//! (firewall, command actions, ignorecommand: other threads), no SQL (the effects thread;
+//! the history `bantime.increment` needs is kept in memory), no DNS and no config compile
+//! (plans are made beside the loop, a reload is prepared beside it and swapped in), no
+//! waiting for a thread to end. And every turn is bounded: events are taken until a time
+//! budget is spent, bans end a slice at a time, bulk work (`unban --all`) is done in
+//! slices between turns, the purge one shard at a time. So a `ping` is answered within a
+//! turn, whatever else is going on.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banhammer_core::jail::{Ban, Decision, FailureKey, Unban};
-use banhammer_store::{BanData, BanRecord, Change, Checkpoint, Family, Store};
+use banhammer_core::jail::{Ban, BanHistory, Decision, FailureKey, TimeMode, Unban};
 
-use super::event::{Event, Found, SignalKind};
-use super::jails::{ActionRuntime, JailRuntime};
-use super::Context;
+use super::effects::Effects;
+use super::event::{Event, Found, SignalKind, Urgent};
+use super::firewall::{Clock, KernelBan};
+use super::jails::{ActionRuntime, AfterStop, JailRuntime, Jails};
+use super::outbox::{Outbox, UnbanHow};
+use super::plan::{JailPlan, PlanOptions};
+use super::reload::{PendingReload, PreparedReload, ReloadRequest};
+use super::settings::Settings;
 use crate::action::nftables::NftChange;
+use crate::control::protocol::Envelope;
+use crate::metrics::Metrics;
 use crate::{error, info, notice, warning};
 
-/// Events handled per turn at most, so expiries and flushes are never starved.
-const MAX_EVENTS_PER_TURN: usize = 20_000;
+/// Time a turn may spend taking events before it answers urgent messages and applies.
+const TURN_BUDGET: Duration = Duration::from_millis(20);
+/// Events taken between two looks at the clock.
+const EVENTS_PER_CLOCK_LOOK: usize = 64;
+/// Bans ended per jail per turn at most (the rest next turn).
+const EXPIRE_PER_TURN: usize = 2_000;
+/// Unbans of an `unban --all` told to the command actions and the log per turn.
+const BULK_PER_TURN: usize = 2_000;
 /// Longest sleep without an event.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
-/// How often changed file positions are written (also written with any other store write).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often the store purges old history.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How long shutdown waits for the jails' readers to hand over their last positions.
+const READER_STOP_LIMIT: Duration = Duration::from_secs(5);
 
-/// A ban or unban decided this turn, waiting to be applied.
-struct Pending {
-    nft: Vec<NftChange>,
-    /// When the line that led to each ban of `nft` was read (latency).
-    ban_read_at: Vec<(String, Instant)>,
-    store: Vec<Change>,
+/// What every part of the loop may read.
+pub struct Context {
+    /// Server settings.
+    pub settings: Settings,
+    /// Options of jail plans.
+    pub plan_opts: PlanOptions,
+    /// Prometheus counters, when served.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The clock decisions are made by.
+    pub clock: Clock,
+}
+
+/// The unbans of an `unban --all` still to be told to the command actions and the log.
+struct BulkUnban {
+    jail: String,
+    unbans: Vec<Unban>,
 }
 
 /// The main loop's state.
 pub struct Engine {
     pub(super) ctx: Context,
-    pub(super) jails: BTreeMap<String, JailRuntime>,
-    /// Jail names in configuration order (status lists, `banned`).
-    pub(super) order: Vec<String>,
-    pub(super) store: Store,
-    /// The native firewall, once a jail needs it.
-    pub(super) nft: Option<Box<dyn super::firewall::Firewall>>,
-    pub(super) syslog_hub: super::sources::SyslogHub,
-    pub(super) events: SyncSender<Event>,
-    rx: Receiver<Event>,
-    /// Events taken off the channel while waiting for a stopping jail's reader.
-    deferred: VecDeque<Event>,
-    pub(super) next_generation: u64,
-    pending: Pending,
-    checkpoints: HashMap<(String, String), Checkpoint>,
-    last_checkpoint_flush: Instant,
+    pub(super) jails: Jails,
+    pub(super) outbox: Outbox,
+    events: Receiver<Event>,
+    urgent: Receiver<Urgent>,
+    /// A sender into our own event channel (for helpers: the reload preparer).
+    pub(super) self_events: std::sync::mpsc::SyncSender<Event>,
+    bulk: VecDeque<BulkUnban>,
+    pub(super) reload: PendingReload,
     last_purge: Instant,
-    pub(super) stopping: bool,
-    /// Write file positions at the next flush even if written less than a second ago.
-    force_checkpoints: bool,
+    stopping: bool,
 }
 
 impl Engine {
-    /// An engine with no jail yet.
+    /// A loop with no jail yet.
     pub fn new(
         ctx: Context,
-        store: Store,
-        events: SyncSender<Event>,
-        rx: Receiver<Event>,
+        jails: Jails,
+        outbox: Outbox,
+        events: Receiver<Event>,
+        self_events: std::sync::mpsc::SyncSender<Event>,
+        urgent: Receiver<Urgent>,
     ) -> Engine {
         Engine {
             ctx,
-            jails: BTreeMap::new(),
-            order: Vec::new(),
-            store,
-            nft: None,
-            syslog_hub: Default::default(),
+            jails,
+            outbox,
             events,
-            rx,
-            deferred: VecDeque::new(),
-            next_generation: 1,
-            pending: Pending {
-                nft: Vec::new(),
-                ban_read_at: Vec::new(),
-                store: Vec::new(),
-            },
-            checkpoints: HashMap::new(),
-            last_checkpoint_flush: Instant::now(),
+            urgent,
+            self_events,
+            bulk: VecDeque::new(),
+            reload: PendingReload::default(),
             last_purge: Instant::now(),
             stopping: false,
-            force_checkpoints: false,
         }
+    }
+
+    /// The effects thread's handle.
+    pub fn effects(&self) -> &Effects {
+        self.outbox.effects()
     }
 
     /// Runs until a stop is asked for (signal or `stop` request).
     pub fn run(&mut self) {
         while !self.stopping {
-            let wait = if self.deferred.is_empty() {
-                self.next_wake()
-            } else {
-                Duration::ZERO
-            };
-            let first = match self.deferred.pop_front() {
-                Some(ev) => Some(ev),
-                None => match self.rx.recv_timeout(wait) {
-                    Ok(ev) => Some(ev),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-            };
-            if let Some(ev) = first {
+            self.turn(self.next_wake());
+        }
+    }
+
+    /// One turn: wait at most `wait` for something to do, take events within the turn's
+    /// budget, answer urgent messages, then end bans, do a slice of bulk work and apply.
+    pub fn turn(&mut self, wait: Duration) {
+        self.take_urgent();
+        let wait = if self.bulk.is_empty() {
+            wait
+        } else {
+            Duration::ZERO
+        };
+        match self.events.recv_timeout(wait) {
+            Ok(ev) => {
                 self.handle(ev);
-                let mut n = 1;
-                while n < MAX_EVENTS_PER_TURN && !self.stopping {
-                    let next = match self.deferred.pop_front() {
-                        Some(ev) => ev,
-                        None => match self.rx.try_recv() {
-                            Ok(ev) => ev,
-                            Err(_) => break,
-                        },
-                    };
-                    self.handle(next);
-                    n += 1;
+                self.take_events();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+        }
+        self.take_urgent();
+        self.expire(self.ctx.clock.now());
+        self.bulk_slice();
+        self.housekeeping();
+        self.outbox.ship(false);
+    }
+
+    /// Takes waiting events until none is left or the turn's budget is spent.
+    fn take_events(&mut self) {
+        let started = Instant::now();
+        let mut n = 0usize;
+        while !self.stopping {
+            match self.events.try_recv() {
+                Ok(ev) => self.handle(ev),
+                Err(_) => return,
+            }
+            n += 1;
+            if n % EVENTS_PER_CLOCK_LOOK == 0 && started.elapsed() >= TURN_BUDGET {
+                return;
+            }
+        }
+    }
+
+    /// Answers every control request and signal waiting.
+    fn take_urgent(&mut self) {
+        loop {
+            match self.urgent.try_recv() {
+                Ok(Urgent::Control { request, reply }) => self.control(request, reply),
+                Ok(Urgent::Signal(kind)) => self.signal(kind),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn signal(&mut self, kind: SignalKind) {
+        match kind {
+            SignalKind::Stop => {
+                info!("server", "Shutdown requested (signal)");
+                self.stopping = true;
+            }
+            SignalKind::Reload => {
+                info!("server", "Reload requested (SIGHUP)");
+                self.request_reload(ReloadRequest {
+                    only: None,
+                    reply: None,
+                });
+            }
+            SignalKind::ReopenLog => {
+                if let Err(e) = crate::logging::reopen() {
+                    error!("server", "re-opening the log file: {e}");
                 }
             }
-            self.expire(self.ctx.clock.now());
-            self.flush();
-            self.housekeeping();
         }
     }
 
-    /// Waits (at most `limit`) until `done` says a stopping jail's reader has ended,
-    /// keeping the jail's last file positions from the channel and setting every other
-    /// event aside for the next turn.
-    pub(super) fn wait_for_reader(&mut self, jail: &str, done: impl Fn() -> bool, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let finished = done();
-            // Whatever the reader sent before it ended is in the channel now.
-            while let Ok(ev) = self.rx.try_recv() {
-                self.keep_checkpoint_or_defer(jail, ev);
-            }
-            if finished || Instant::now() >= deadline {
-                break;
-            }
-            match self.rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(ev) => self.keep_checkpoint_or_defer(jail, ev),
-                Err(_) => continue,
-            }
-        }
-    }
-
-    fn keep_checkpoint_or_defer(&mut self, jail: &str, ev: Event) {
-        match ev {
-            Event::Checkpoint {
-                jail: j,
-                checkpoint,
-                ..
-            } if &*j == jail => {
-                let cp = checkpoint.to_store(&j, self.ctx.clock.now());
-                self.checkpoints
-                    .insert((j.to_string(), cp.path.clone()), cp);
-            }
-            other => self.deferred.push_back(other),
-        }
-    }
-
-    /// The newest known position of each file of `jail`: stored, or seen but not yet
-    /// written.
-    pub(super) fn pending_checkpoints(&self, jail: &str) -> Vec<Checkpoint> {
-        self.checkpoints
-            .iter()
-            .filter(|((j, _), _)| j == jail)
-            .map(|(_, cp)| cp.clone())
-            .collect()
+    /// Ask the loop to stop at the end of this turn.
+    pub(super) fn stop(&mut self) {
+        self.stopping = true;
     }
 
     /// How long to sleep: until the next ban ends, at most [`IDLE_WAKE`].
@@ -183,18 +199,18 @@ impl Engine {
         let now = self.ctx.clock.now();
         let next = self
             .jails
-            .values()
-            .filter_map(|j| j.state.next_expiry())
+            .iter()
+            .filter_map(|(_, j)| j.state.next_expiry())
             .fold(f64::INFINITY, f64::min);
         if next.is_finite() {
-            let secs = (next - now).max(0.0);
-            Duration::from_secs_f64(secs).min(IDLE_WAKE)
+            Duration::from_secs_f64((next - now).max(0.0)).min(IDLE_WAKE)
         } else {
             IDLE_WAKE
         }
     }
 
-    pub(super) fn handle(&mut self, ev: Event) {
+    /// One event.
+    pub fn handle(&mut self, ev: Event) {
         match ev {
             Event::Found {
                 jail,
@@ -211,10 +227,15 @@ impl Engine {
                 generation,
                 checkpoint,
             } => {
-                if self.is_current(&jail, generation) {
+                // The positions of a stopping incarnation count too: its successor starts
+                // from them.
+                if self
+                    .jails
+                    .get(&jail)
+                    .is_some_and(|rt| rt.generation == generation)
+                {
                     let cp = checkpoint.to_store(&jail, self.ctx.clock.now());
-                    self.checkpoints
-                        .insert((jail.to_string(), cp.path.clone()), cp);
+                    self.outbox.position(&jail, cp);
                 }
             }
             Event::LinesRead { jail, count } => {
@@ -233,49 +254,22 @@ impl Engine {
                     info!("filter", "[{jail}] {text}");
                 }
             }
-            Event::Control { request, reply } => {
-                let answer = self.control(request);
-                // A client that went away does not need its answer.
-                let _ = reply.try_send(answer);
-            }
-            Event::Signal(SignalKind::Stop) => {
-                info!("server", "Shutdown requested (signal)");
-                self.stopping = true;
-            }
-            Event::Signal(SignalKind::Reload) => {
-                info!("server", "Reload requested (SIGHUP)");
-                // A refused reload was logged as an error by `reload` itself.
-                for line in self.reload(None).unwrap_or_default() {
-                    info!("server", "{line}");
-                }
-            }
-            Event::Signal(SignalKind::ReopenLog) => {
-                if let Err(e) = crate::logging::reopen() {
-                    error!("server", "re-opening the log file: {e}");
-                }
-            }
+            Event::ReaderDone { jail, generation } => self.reader_done(&jail, generation),
+            Event::Reloaded(prepared) => self.apply_reload(*prepared),
+            Event::Wake => {}
         }
-    }
-
-    fn is_current(&self, jail: &str, generation: u64) -> bool {
-        self.jails
-            .get(jail)
-            .is_some_and(|j| j.generation == generation)
     }
 
     fn on_failure(&mut self, jail: &str, generation: u64, f: Found, read_at: Instant) {
-        let Some(rt) = self.jails.get_mut(jail) else {
+        let now = self.ctx.clock.now();
+        let Some(rt) = self.jails.current_mut(jail, generation) else {
             return;
         };
-        if rt.generation != generation {
-            return;
-        }
-        let now = self.ctx.clock.now();
         rt.state.set_now(now);
         rt.state.set_time_mode(if f.catching_up {
-            banhammer_core::jail::TimeMode::Initial
+            TimeMode::Initial
         } else {
-            banhammer_core::jail::TimeMode::Operation
+            TimeMode::Operation
         });
         if let Some(m) = &self.ctx.metrics {
             m.jail(jail).failure();
@@ -284,11 +278,9 @@ impl Engine {
             info!("filter", "[{jail}] Ignore {} by {src:?}", f.key);
             return;
         }
-        if let Some(cmd) = &rt.ignorecommand {
-            if super::ignorecmd::ignored(cmd, &f.key) {
-                info!("filter", "[{jail}] Ignore {} by ignorecommand", f.key);
-                return;
-            }
+        if f.ignored_by_command {
+            info!("filter", "[{jail}] Ignore {} by ignorecommand", f.key);
+            return;
         }
         info!(
             "filter",
@@ -296,42 +288,15 @@ impl Engine {
             f.key,
             format_time(f.time)
         );
-        let history = self.history(jail, &f.key);
-        let Some(rt) = self.jails.get_mut(jail) else {
-            return;
-        };
+        let history = history_for(&self.outbox, rt, &f.key);
         let decision = rt
             .state
             .on_failure(f.key.clone(), f.time, f.matches.clone(), history);
         self.apply_decision(jail, decision, &f.fields, Some(read_at), now);
     }
 
-    /// What the store knows of `key` for `bantime.increment` (per jail, or over all jails
-    /// with `bantime.overalljails`); `None` when the jail does not increment.
-    pub(super) fn history(
-        &self,
-        jail: &str,
-        key: &FailureKey,
-    ) -> Option<banhammer_core::jail::BanHistory> {
-        let policy = self.jails.get(jail)?.state.policy();
-        if !policy.increment() {
-            return None;
-        }
-        let scope = (!policy.overalljails()).then_some(jail);
-        match self.store.history(&key.to_string(), scope) {
-            Ok(h) => h.map(|h| banhammer_core::jail::BanHistory {
-                ban_count: h.ban_count,
-                time_of_ban: h.time_of_ban,
-                ban_time: h.bantime,
-            }),
-            Err(e) => {
-                error!("database", "[{jail}] ban history of {key}: {e}");
-                None
-            }
-        }
-    }
-
-    /// Carries out a decision: log, firewall, actions, store.
+    /// Carries out a decision: log, metrics, then the outbox (firewall, actions, store).
+    /// True when it was a new ban.
     pub(super) fn apply_decision(
         &mut self,
         jail: &str,
@@ -345,7 +310,6 @@ impl Engine {
             Decision::Prolong(b) => (b, true),
             Decision::None | Decision::Ignored(_) | Decision::Dropped(_) => return false,
         };
-        let restored = ban.restored;
         if prolong {
             notice!(
                 "actions",
@@ -353,7 +317,7 @@ impl Engine {
                 ban.key,
                 describe_len(&ban)
             );
-        } else if restored {
+        } else if ban.restored {
             notice!("actions", "[{jail}] Restore Ban {}", ban.key);
         } else {
             notice!("actions", "[{jail}] Ban {}", ban.key);
@@ -363,183 +327,63 @@ impl Engine {
                 m.jail(jail).ban();
             }
         }
-        self.send_to_actions(jail, &ban, prolong, fields, read_at, now);
-        if !restored {
-            self.pending
-                .store
-                .push(Change::Ban(self.record(jail, &ban, fields)));
+        if let Some(rt) = self.jails.get_mut(jail) {
+            self.outbox.ban(rt, &ban, prolong, fields, read_at, now);
         }
-        true
+        !prolong
     }
 
-    fn send_to_actions(
-        &mut self,
-        jail: &str,
-        ban: &Ban,
-        prolong: bool,
-        fields: &BTreeMap<String, String>,
-        read_at: Option<Instant>,
-        now: f64,
-    ) {
-        let Some(rt) = self.jails.get(jail) else {
-            return;
-        };
-        let stats = rt.state.stats();
-        for action in &rt.actions {
-            match action {
-                ActionRuntime::Native { nft_jail, .. } => {
-                    let Some(addr) = key_net(&ban.key) else {
-                        warning!(
-                            "actions",
-                            "[{jail}] {} is not an address: nftables cannot ban it",
-                            ban.key
-                        );
-                        continue;
-                    };
-                    let timeout = ban
-                        .end()
-                        .map(|end| Duration::from_secs_f64((end - now).max(1.0)));
-                    self.pending.nft.push(NftChange::Ban {
-                        jail: nft_jail.clone(),
-                        addr,
-                        timeout,
-                    });
-                    if let Some(t) = read_at {
-                        self.pending.ban_read_at.push((jail.to_string(), t));
-                    }
-                }
-                ActionRuntime::Command { worker, .. } => {
-                    let ticket = super::jails::ticket(ban, fields, &stats);
-                    worker.ban(ticket, prolong);
-                }
-                ActionRuntime::Dummy { .. } => {}
-            }
-        }
-    }
-
-    fn record(&self, jail: &str, ban: &Ban, fields: &BTreeMap<String, String>) -> BanRecord {
-        let key = ban.key.to_string();
-        let keep = self.ctx.settings.db_max_matches;
-        let skip = ban.matches.len().saturating_sub(keep);
-        BanRecord {
-            jail: jail.to_string(),
-            family: Family::of_key(&key),
-            key,
-            time_of_ban: ban.time_of_ban,
-            bantime: ban.duration.unwrap_or(banhammer_store::PERMANENT),
-            ban_count: ban.ban_count,
-            data: BanData {
-                matches: ban.matches[skip..].to_vec(),
-                failures: ban.failures,
-                tags: fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect(),
-            },
-        }
-    }
-
-    /// Ends the bans whose time has come.
+    /// Ends the bans whose time has come, a slice per jail per turn.
     pub(super) fn expire(&mut self, now: f64) {
-        let names: Vec<String> = self.jails.keys().cloned().collect();
+        let names: Vec<String> = self.jails.iter().map(|(n, _)| n.clone()).collect();
         for name in names {
-            let unbans = match self.jails.get_mut(&name) {
-                Some(rt) => rt.state.expire(now),
-                None => continue,
+            let Some(rt) = self.jails.get_mut(&name) else {
+                continue;
             };
+            let unbans = rt.state.expire_up_to(now, EXPIRE_PER_TURN);
             for u in unbans {
-                self.apply_unban(&name, &u, false);
+                self.end_ban(&name, &u, UnbanHow::Expired);
             }
         }
     }
 
-    /// Carries out an unban: log, firewall, actions, store. `forgive` = delete the
-    /// history too (a manual unban).
-    pub(super) fn apply_unban(&mut self, jail: &str, u: &Unban, forgive: bool) {
+    /// Carries out an unban: log, metrics, outbox.
+    pub(super) fn end_ban(&mut self, jail: &str, u: &Unban, how: UnbanHow) {
         notice!("actions", "[{jail}] Unban {}", u.ban.key);
         if let Some(m) = &self.ctx.metrics {
             m.jail(jail).unban();
         }
-        if let Some(rt) = self.jails.get(jail) {
-            let stats = rt.state.stats();
-            for action in &rt.actions {
-                match action {
-                    ActionRuntime::Native { nft_jail, .. } => {
-                        if let Some(addr) = key_net(&u.ban.key) {
-                            self.pending.nft.push(NftChange::Unban {
-                                jail: nft_jail.clone(),
-                                addr,
-                            });
-                        }
-                    }
-                    ActionRuntime::Command { worker, .. } => {
-                        let ticket = super::jails::ticket(&u.ban, &BTreeMap::new(), &stats);
-                        worker.unban(ticket);
-                    }
-                    ActionRuntime::Dummy { .. } => {}
-                }
-            }
+        if let Some(rt) = self.jails.get_mut(jail) {
+            self.outbox.unban(rt, u, how);
         }
-        self.pending.store.push(Change::Unban {
-            jail: jail.to_string(),
-            key: u.ban.key.to_string(),
-            delete_history: forgive,
-        });
     }
 
-    /// The store no longer lists `key` as banned in `jail` (history kept).
-    pub(super) fn forget_active(&mut self, jail: &str, key: &str) {
-        self.pending.store.push(Change::Unban {
-            jail: jail.to_string(),
-            key: key.to_string(),
-            delete_history: false,
-        });
+    /// Queues the command-action and log side of an `unban --all` (its state, kernel and
+    /// store sides are done at once).
+    pub(super) fn queue_bulk_unban(&mut self, jail: &str, unbans: Vec<Unban>) {
+        if !unbans.is_empty() {
+            self.bulk.push_back(BulkUnban {
+                jail: jail.to_string(),
+                unbans,
+            });
+        }
     }
 
-    /// Applies what this turn decided: firewall, then store.
-    pub(super) fn flush(&mut self) {
-        if !self.pending.nft.is_empty() {
-            let batch = std::mem::take(&mut self.pending.nft);
-            let read_at = std::mem::take(&mut self.pending.ban_read_at);
-            match self.nft.as_mut() {
-                Some(nft) => match nft.apply(&batch) {
-                    Ok(()) => {
-                        if let Some(m) = &self.ctx.metrics {
-                            for (jail, t) in &read_at {
-                                m.jail(jail).observe_ban_latency(t.elapsed().as_secs_f64());
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        error!("actions", "nftables: {} change(s) failed: {e}", batch.len());
-                        if let Some(m) = &self.ctx.metrics {
-                            for jail in batch_jails(&batch) {
-                                m.jail(&jail).action_error("nftables");
-                            }
-                        }
-                    }
-                },
-                None => error!(
-                    "actions",
-                    "nftables backend not running: {} change(s) lost",
-                    batch.len()
-                ),
+    fn bulk_slice(&mut self) {
+        let mut budget = BULK_PER_TURN;
+        while budget > 0 {
+            let Some(job) = self.bulk.front_mut() else {
+                return;
+            };
+            let take = job.unbans.len().min(budget);
+            let slice: Vec<Unban> = job.unbans.drain(..take).collect();
+            let jail = job.jail.clone();
+            if job.unbans.is_empty() {
+                self.bulk.pop_front();
             }
-        }
-        let due =
-            self.force_checkpoints || self.last_checkpoint_flush.elapsed() >= CHECKPOINT_EVERY;
-        if (due || !self.pending.store.is_empty()) && !self.checkpoints.is_empty() {
-            self.pending.store.extend(
-                self.checkpoints
-                    .drain()
-                    .map(|(_, cp)| Change::Checkpoint(cp)),
-            );
-            self.last_checkpoint_flush = Instant::now();
-        }
-        if !self.pending.store.is_empty() {
-            let batch = std::mem::take(&mut self.pending.store);
-            if let Err(e) = self.store.apply(&batch) {
-                error!("database", "{} change(s) not stored: {e}", batch.len());
+            budget -= take;
+            for u in &slice {
+                self.end_ban(&jail, u, UnbanHow::Bulk);
             }
         }
     }
@@ -547,41 +391,54 @@ impl Engine {
     fn housekeeping(&mut self) {
         if self.last_purge.elapsed() >= PURGE_EVERY {
             self.last_purge = Instant::now();
-            match self
-                .store
-                .purge(self.ctx.clock.now(), self.ctx.settings.db_purge_age)
-            {
-                Ok(p) => info!(
-                    "database",
-                    "purged {} history row(s), {} expired ban(s)", p.history, p.expired_bans
-                ),
-                Err(e) => error!("database", "purge: {e}"),
-            }
+            let now = self.ctx.clock.now();
+            self.outbox
+                .effects()
+                .purge(now, self.ctx.settings.db_purge_age);
+            self.outbox
+                .history
+                .start_purge(now, self.ctx.settings.db_purge_age);
         }
+        self.outbox.history.purge_step();
+        let mut backlog = 0;
+        for (_, rt) in self.jails.iter_mut() {
+            backlog += rt.pump_commands();
+        }
+        let _ = backlog;
+        self.jails.reap();
         if let Some(m) = &self.ctx.metrics {
-            for (name, rt) in &self.jails {
+            for (name, rt) in self.jails.iter() {
                 m.jail(name)
                     .set_active_bans(rt.state.stats().currently_banned as u64);
             }
         }
     }
 
-    /// Re-installs the unexpired bans of the store, in one batch per backend.
-    pub(super) fn restore(&mut self, only: Option<&str>) {
+    /// Starts a jail whose plan is ready (its firewall side set up), with `carry`: bans of
+    /// an earlier incarnation to keep.
+    pub(super) fn start_jail(&mut self, plan: JailPlan, carry: Vec<Ban>) -> anyhow::Result<()> {
+        let name = plan.spec.name.clone();
+        let positions = self.outbox.positions_of(&name);
+        self.jails.start(plan, positions)?;
+        let now = self.ctx.clock.now();
+        for b in carry {
+            let Some(rt) = self.jails.get_mut(&name) else {
+                break;
+            };
+            let d =
+                rt.state
+                    .restore_ban(b.key.clone(), b.time_of_ban, b.duration, b.ban_count, now);
+            self.apply_decision(&name, d, &BTreeMap::new(), None, now);
+        }
+        Ok(())
+    }
+
+    /// Re-installs stored bans (at start, or for a jail a reload starts).
+    pub(super) fn restore(&mut self, records: Vec<banhammer_store::BanRecord>) {
         let now = self.ctx.clock.now();
         let started = Instant::now();
-        let records = match self.store.active_bans(now) {
-            Ok(r) => r,
-            Err(e) => {
-                error!("database", "reading the bans to restore: {e}");
-                return;
-            }
-        };
         let mut restored = 0usize;
         for r in records {
-            if only.is_some_and(|j| j != r.jail) {
-                continue;
-            }
             let Some(rt) = self.jails.get_mut(&r.jail) else {
                 continue;
             };
@@ -600,58 +457,206 @@ impl Engine {
                 restored += 1;
             }
         }
-        let decided = started.elapsed();
-        self.flush();
         if restored > 0 {
             info!(
                 "server",
-                "restored {restored} ban(s) from the database in {:.3} s ({:.3} s to read and decide)",
-                started.elapsed().as_secs_f64(),
-                decided.as_secs_f64()
+                "restored {restored} ban(s) from the database in {:.3} s",
+                started.elapsed().as_secs_f64()
             );
         }
     }
 
-    /// Stops everything in reverse order of the data flow: sources (their last
-    /// positions kept), then actions, then the store.
-    pub fn shutdown(&mut self) {
-        let names: Vec<String> = self.order.clone();
-        for name in names.iter().rev() {
-            self.stop_jail(name, false);
-        }
-        // Requests that arrived meanwhile get an answer rather than a timeout.
-        for ev in std::mem::take(&mut self.deferred) {
-            if let Event::Control { reply, .. } = ev {
-                let _ = reply.try_send(crate::control::protocol::Envelope::err(
-                    "the daemon is shutting down",
-                ));
+    /// Takes in what the kernel's sets hold that the jails do not know (a lost or
+    /// in-memory database, a crash between the kernel and the disk): each element becomes
+    /// a ban of its jail with the time it has left, in state and store, so `status` and
+    /// `unban` reach it. Elements of addresses the jail ignores are removed instead.
+    pub(super) fn adopt(&mut self, kernel: Vec<KernelBan>) {
+        let now = self.ctx.clock.now();
+        let mut adopted = 0usize;
+        let mut removed = Vec::new();
+        for (nft_jail, net, left) in kernel {
+            let Some(name) = self.jail_of_set(&nft_jail) else {
+                continue;
+            };
+            let Some(rt) = self.jails.get_mut(&name) else {
+                continue;
+            };
+            let key = FailureKey::from(net);
+            if rt.state.is_banned(&key) {
+                continue;
+            }
+            let duration = left.map(|d| d.as_secs_f64());
+            match rt.state.restore_ban(key.clone(), now, duration, 1, now) {
+                Decision::Ban(ban) => {
+                    adopted += 1;
+                    notice!(
+                        "actions",
+                        "[{name}] Adopt Ban {} from the kernel ({})",
+                        ban.key,
+                        match duration {
+                            None => "no timeout".to_string(),
+                            Some(d) => format!("{}s left", d.round()),
+                        }
+                    );
+                    if let Some(m) = &self.ctx.metrics {
+                        m.jail(&name).ban();
+                    }
+                    self.outbox.store_ban(&name, &ban, &BTreeMap::new());
+                }
+                Decision::Ignored(src) => {
+                    notice!(
+                        "actions",
+                        "[{name}] Unban {} found in the kernel: ignored by {src:?}",
+                        key
+                    );
+                    removed.push((nft_jail, net));
+                }
+                _ => {}
             }
         }
-        self.force_checkpoints = true;
-        self.flush();
+        if !removed.is_empty() {
+            let batch: Vec<NftChange> = removed
+                .into_iter()
+                .map(|(jail, addr)| NftChange::Unban { jail, addr })
+                .collect();
+            self.outbox.push_nft(batch);
+        }
+        if adopted > 0 {
+            notice!(
+                "server",
+                "adopted {adopted} ban(s) found in the kernel's sets but not in the database"
+            );
+        }
+    }
+
+    /// The jail whose native action uses the nftables jail name `nft_jail`.
+    fn jail_of_set(&self, nft_jail: &str) -> Option<String> {
+        self.jails
+            .iter()
+            .find(|(_, rt)| {
+                rt.actions.iter().any(
+                    |a| matches!(a, ActionRuntime::Native { nft_jail: j, .. } if j == nft_jail),
+                )
+            })
+            .map(|(n, _)| n.clone())
+    }
+
+    /// A reader has ended: a stopping jail finishes stopping and does what was asked.
+    fn reader_done(&mut self, jail: &str, generation: u64) {
+        let Some((mut rt, after)) = self.jails.finish_stop(jail, generation) else {
+            return;
+        };
+        let bans: Vec<Ban> = rt.state.banned().cloned().collect();
+        match after {
+            AfterStop::Shutdown => self.jails.stop_actions(rt, &bans),
+            AfterStop::Remove => {
+                for a in &rt.actions {
+                    if let ActionRuntime::Native { nft_jail, .. } = a {
+                        self.outbox.effects().stop_jail(nft_jail.clone());
+                    }
+                }
+                for b in &bans {
+                    notice!("actions", "[{jail}] Unban {} (jail stopped)", b.key);
+                    self.outbox.forget(jail, &b.key.to_string(), false);
+                }
+                // Drain what is pending first: the sets go after every change queued.
+                self.outbox.ship(false);
+                let _ = rt.pump_commands();
+                self.jails.stop_actions(rt, &bans);
+            }
+            AfterStop::Restart(plan) => {
+                let _ = rt.pump_commands();
+                self.jails.stop_actions(rt, &bans);
+                if let Err(e) = self.start_jail(*plan, bans) {
+                    error!("jail", "[{jail}] did not restart: {e:#}");
+                }
+            }
+        }
+    }
+
+    /// Stops everything in reverse order of the data flow: sources (their last positions
+    /// kept), then actions, then the store.
+    pub fn shutdown(&mut self) {
+        let names: Vec<String> = self.jails.order().iter().rev().cloned().collect();
+        let mut waiting = 0;
+        for name in &names {
+            if self.jails.begin_stop(name, AfterStop::Shutdown) {
+                waiting += 1;
+            } else if let Some(rt) = self.jails.get_mut(name) {
+                // Already stopping for a reload: now it just stops.
+                rt.stopping = Some(AfterStop::Shutdown);
+            }
+        }
+        let _ = waiting;
+        let deadline = Instant::now() + READER_STOP_LIMIT;
+        while !self.jails.is_empty() && Instant::now() < deadline {
+            match self.events.recv_timeout(Duration::from_millis(20)) {
+                Ok(Event::Reloaded(p)) => p.refuse("the daemon is shutting down"),
+                Ok(ev) => self.handle(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.refuse_urgent();
+        }
+        let left: Vec<String> = self.jails.iter().map(|(n, _)| n.clone()).collect();
+        for name in left {
+            error!("jail", "[{name}] reader did not stop in time; left behind");
+            let gen = self.jails.get(&name).map(|rt| rt.generation).unwrap_or(0);
+            if let Some(rt) = self.jails.get_mut(&name) {
+                rt.stopping = Some(AfterStop::Shutdown);
+            }
+            self.reader_done(&name, gen);
+        }
+        self.refuse_urgent();
+        self.outbox.ship(true);
+        self.jails.join_stoppers();
+    }
+
+    fn refuse_urgent(&mut self) {
+        while let Ok(msg) = self.urgent.try_recv() {
+            if let Urgent::Control { reply, .. } = msg {
+                let _ = reply.try_send(Envelope::err("the daemon is shutting down"));
+            }
+        }
+    }
+
+    /// Applies everything decided so far and waits until it is applied (tests).
+    pub fn settle(&mut self) {
+        self.outbox.ship(false);
+        self.outbox.effects().barrier();
+    }
+
+    /// The ban history of `key` for a decision in `jail`.
+    pub(super) fn history(&self, jail: &str, key: &FailureKey) -> Option<BanHistory> {
+        let rt = self.jails.get(jail)?;
+        history_for(&self.outbox, rt, key)
+    }
+
+    /// Starts a reload beside the loop (or queues it behind the one in progress).
+    pub(super) fn request_reload(&mut self, request: ReloadRequest) {
+        if let Some(request) = self.reload.admit(request) {
+            super::reload::prepare(self, request);
+        }
+    }
+
+    /// Swaps in a prepared reload, then starts the one queued behind it, if any.
+    fn apply_reload(&mut self, prepared: PreparedReload) {
+        super::reload::apply(self, prepared);
+        if let Some(next) = self.reload.finish() {
+            super::reload::prepare(self, next);
+        }
     }
 }
 
-/// The jails a batch touches (for error counts).
-fn batch_jails(batch: &[NftChange]) -> Vec<String> {
-    let mut v: Vec<String> = batch
-        .iter()
-        .map(|c| match c {
-            NftChange::Ban { jail, .. } | NftChange::Unban { jail, .. } => jail.clone(),
-        })
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// The nftables element of a key, if it is an address or a network.
-fn key_net(key: &FailureKey) -> Option<banhammer_core::jail::IpNet> {
-    match key {
-        FailureKey::Ip(ip) => Some(banhammer_core::jail::IpNet::host(*ip)),
-        FailureKey::Net(n) => Some(*n),
-        FailureKey::Id(_) => None,
+/// What the store knows of `key` for `bantime.increment` (per jail, or over all jails
+/// with `bantime.overalljails`); `None` when the jail does not increment.
+fn history_for(outbox: &Outbox, rt: &JailRuntime, key: &FailureKey) -> Option<BanHistory> {
+    let policy = rt.state.policy();
+    if !policy.increment() {
+        return None;
     }
+    let scope = (!policy.overalljails()).then_some(rt.spec.name.as_str());
+    outbox.history.lookup(&key.to_string(), scope)
 }
 
 fn describe_len(ban: &Ban) -> String {
@@ -668,6 +673,3 @@ pub fn format_time(t: f64) -> String {
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
-
-/// Shared handle for the jails module.
-pub type JailName = Arc<str>;

@@ -1,14 +1,17 @@
-//! What flows into the daemon's main loop: failures found by the jails' readers, source
-//! news, control requests and signals. One channel, so everything that changes the jails'
-//! state happens in one place, in arrival order.
+//! What flows into the daemon's main loop. Two channels: [`Event`]s from the jails'
+//! readers and the loop's own helpers (bounded: a reader waits while the loop is behind),
+//! and [`Urgent`] messages from the control socket and signals (unbounded, read first at
+//! every turn, so `ping` is answered within a turn even during a flood). Everything that
+//! changes the jails' state happens in the loop, in arrival order.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use banhammer_core::jail::FailureKey;
 
+use super::reload::PreparedReload;
 use crate::control::protocol::{Envelope, Request};
 use crate::source::FileCheckpoint;
 
@@ -25,6 +28,8 @@ pub struct Found {
     pub fields: BTreeMap<String, String>,
     /// Found while reading content older than the start (old-failure rules apply).
     pub catching_up: bool,
+    /// The jail's `ignorecommand` said to ignore this key (decided beside the loop).
+    pub ignored_by_command: bool,
 }
 
 /// A signal the daemon acts on.
@@ -38,7 +43,7 @@ pub enum SignalKind {
     ReopenLog,
 }
 
-/// A message for the main loop.
+/// A message for the main loop from its pipeline.
 #[derive(Debug)]
 pub enum Event {
     /// Failures found in one source record.
@@ -77,6 +82,22 @@ pub enum Event {
         /// The text.
         text: String,
     },
+    /// A jail's reader has ended (its source stopped): the last event of an incarnation.
+    ReaderDone {
+        /// The jail.
+        jail: Arc<str>,
+        /// Its incarnation.
+        generation: u64,
+    },
+    /// A reload was prepared beside the loop (read, compiled, firewall set up): swap it in.
+    Reloaded(Box<PreparedReload>),
+    /// Nothing but a wake-up: an [`Urgent`] message is waiting.
+    Wake,
+}
+
+/// A message that must not wait behind the pipeline's events.
+#[derive(Debug)]
+pub enum Urgent {
     /// A control-socket request; the reply goes back through `reply`.
     Control {
         /// The request.
@@ -86,4 +107,51 @@ pub enum Event {
     },
     /// A signal arrived.
     Signal(SignalKind),
+}
+
+/// How long a control request waits for the main loop.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The way into a running daemon for the control socket and the signal handler.
+#[derive(Clone)]
+pub struct Inbox {
+    events: SyncSender<Event>,
+    urgent: Sender<Urgent>,
+}
+
+impl Inbox {
+    pub(super) fn new(events: SyncSender<Event>, urgent: Sender<Urgent>) -> Inbox {
+        Inbox { events, urgent }
+    }
+
+    fn post(&self, msg: Urgent) -> bool {
+        if self.urgent.send(msg).is_err() {
+            return false;
+        }
+        // Wake the loop if it sleeps; a full channel means it is busy and reads the
+        // urgent channel at the end of its turn anyway.
+        match self.events.try_send(Event::Wake) {
+            Ok(()) | Err(TrySendError::Full(_)) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Sends a control request and waits for the answer.
+    pub fn request(&self, request: Request) -> Envelope {
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        if !self.post(Urgent::Control {
+            request,
+            reply: reply_tx,
+        }) {
+            return Envelope::err("the daemon is shutting down");
+        }
+        reply_rx
+            .recv_timeout(CONTROL_TIMEOUT)
+            .unwrap_or_else(|_| Envelope::err("the daemon did not answer in time"))
+    }
+
+    /// Delivers a signal; false when the daemon is gone.
+    pub fn signal(&self, kind: SignalKind) -> bool {
+        self.post(Urgent::Signal(kind))
+    }
 }

@@ -1,20 +1,34 @@
-//! What the main loop needs from a firewall backend, and the clock it decides by. Both are
-//! seams for the hermetic engine tests: a recording firewall and a clock that only moves
-//! when the test says so.
+//! What the daemon needs from a firewall backend, and the clock it decides by. Both are
+//! seams for the hermetic daemon tests: a recording firewall and a clock that only moves
+//! when the test says so. The firewall is used by the effects thread only (never by the
+//! main loop: every call may run a process).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use banhammer_core::jail::IpNet;
 
 use crate::action::nftables::{NftBackend, NftChange, NftJailSpec};
 
-/// The native backend's operations, as the main loop uses them.
+/// One element of a jail's sets as the kernel has it: (jail, element, time left; `None`
+/// means no timeout).
+pub type KernelBan = (String, IpNet, Option<Duration>);
+
+/// The native backend's operations, as the daemon uses them.
 pub trait Firewall: Send {
     /// Sets up a jail's sets and rules (idempotent).
     fn start_jail(&mut self, spec: &NftJailSpec) -> Result<(), String>;
     /// Removes a jail's rules and sets.
     fn stop_jail(&mut self, jail: &str) -> Result<(), String>;
+    /// Empties a jail's sets (`unban --all`), keeping its rules.
+    fn flush_jail(&mut self, jail: &str) -> Result<(), String>;
     /// Applies a batch of bans and unbans as one transaction.
     fn apply(&mut self, batch: &[NftChange]) -> Result<(), String>;
+    /// Every element in the started jails' sets.
+    fn inventory(&mut self) -> Result<Vec<KernelBan>, String>;
+    /// Removes rules and sets of jails that are not started; says what went.
+    fn prune_stale(&mut self) -> Result<Vec<String>, String>;
 }
 
 impl Firewall for NftBackend {
@@ -26,8 +40,20 @@ impl Firewall for NftBackend {
         NftBackend::stop_jail(self, jail).map_err(|e| e.to_string())
     }
 
+    fn flush_jail(&mut self, jail: &str) -> Result<(), String> {
+        NftBackend::flush_jail(self, jail).map_err(|e| e.to_string())
+    }
+
     fn apply(&mut self, batch: &[NftChange]) -> Result<(), String> {
         NftBackend::apply(self, batch).map_err(|e| e.to_string())
+    }
+
+    fn inventory(&mut self) -> Result<Vec<KernelBan>, String> {
+        NftBackend::inventory(self).map_err(|e| e.to_string())
+    }
+
+    fn prune_stale(&mut self) -> Result<Vec<String>, String> {
+        NftBackend::prune_stale(self).map_err(|e| e.to_string())
     }
 }
 

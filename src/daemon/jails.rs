@@ -1,10 +1,16 @@
-//! Starting and stopping one jail: its source and reader threads, its actions (native
-//! nftables sets, command-action workers), its state. Receives a [`JailPlan`]; emits a
-//! running [`JailRuntime`] owned by the engine.
+//! The running jails: their state, their actions, the threads that feed them (source,
+//! reader, ignorecommand gate), their order, and their starting and stopping. Receives
+//! [`JailPlan`]s (checked and prepared beside the main loop); emits [`JailRuntime`]s the
+//! loop decides with.
+//!
+//! Nothing here waits. Starting spawns threads; stopping asks the source to stop and
+//! returns: the jail keeps answering (status, bans) until its reader's last event
+//! ([`super::event::Event::ReaderDone`]) says everything it read has arrived, and only then
+//! does [`Jails::finish_stop`] hand it back for its actions to be stopped — on threads of
+//! their own, which shutdown waits for.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,18 +20,17 @@ use banhammer_core::jail::{Ban, JailState, JailStats};
 use banhammer_store::Checkpoint;
 
 use super::commands::CommandWorker;
-use super::engine::Engine;
+use super::event::Event;
+use super::ignorecmd;
 use super::plan::{ActionPlan, JailPlan, SourcePlan};
 use super::reader;
-use super::sources::{self, SourceRuntime};
+use super::sources::{self, SourceRuntime, SyslogHub};
 use crate::action::command::{JailCounters, Ticket};
-use crate::action::nftables::NftBackend;
-use crate::{error, info, warning};
+use crate::metrics::Metrics;
+use crate::{error, info};
 
 /// Records waiting between a jail's source and its reader.
 const SOURCE_QUEUE: usize = 1024;
-/// How long a stopping jail's reader may take to hand over its last records.
-const READER_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One running action of a jail.
 pub enum ActionRuntime {
@@ -61,6 +66,16 @@ impl ActionRuntime {
     }
 }
 
+/// What happens to a stopping jail once its reader has ended.
+pub enum AfterStop {
+    /// It is gone from the configuration: its bans are lifted and its sets deleted.
+    Remove,
+    /// Its configuration changed: it starts again from this plan, keeping its bans.
+    Restart(Box<JailPlan>),
+    /// The daemon stops: the kernel's sets stay (with their timeouts).
+    Shutdown,
+}
+
 /// A running jail.
 pub struct JailRuntime {
     /// Its resolved configuration.
@@ -71,16 +86,28 @@ pub struct JailRuntime {
     pub actions: Vec<ActionRuntime>,
     /// Incarnation (events from older readers are dropped).
     pub generation: u64,
-    /// `ignorecommand`.
-    pub ignorecommand: Option<String>,
-    /// The source, while running.
-    source: Option<SourceRuntime>,
-    /// The reader thread.
-    reader: Option<JoinHandle<()>>,
-    /// What `status` lists as the jail's files, or its journal matches.
+    /// What `status` lists as the jail's files (patterns), or its syslog socket.
     pub files: Vec<String>,
     /// Journal matches when reading the journal.
     pub journal_matches: Option<Vec<String>>,
+    /// Set once a stop was asked for.
+    pub stopping: Option<AfterStop>,
+    source: Option<SourceRuntime>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl JailRuntime {
+    /// The jail's command workers, to hand them waiting commands.
+    pub fn pump_commands(&mut self) -> usize {
+        let mut backlog = 0;
+        for a in &mut self.actions {
+            if let ActionRuntime::Command { worker, .. } = a {
+                worker.pump();
+                backlog += worker.backlog();
+            }
+        }
+        backlog
+    }
 }
 
 /// The run-time values of a ban for command actions.
@@ -101,10 +128,96 @@ pub fn ticket(ban: &Ban, fields: &BTreeMap<String, String>, stats: &JailStats) -
     t
 }
 
-impl Engine {
-    /// Starts a jail from its plan (bans of an earlier incarnation in `carry` are
-    /// re-installed).
-    pub(super) fn start_jail(&mut self, plan: JailPlan, carry: Vec<Ban>) -> Result<()> {
+/// The running jails.
+pub struct Jails {
+    running: BTreeMap<String, JailRuntime>,
+    /// Names in configuration order (status lists, `banned`).
+    order: Vec<String>,
+    next_generation: u64,
+    syslog_hub: SyslogHub,
+    events: SyncSender<Event>,
+    metrics: Option<Arc<Metrics>>,
+    /// Threads that finish stopping things (sources, actions); joined at shutdown.
+    stoppers: Vec<JoinHandle<()>>,
+}
+
+impl Jails {
+    /// No jail yet; their readers will send to `events`.
+    pub fn new(events: SyncSender<Event>, metrics: Option<Arc<Metrics>>) -> Jails {
+        Jails {
+            running: BTreeMap::new(),
+            order: Vec::new(),
+            next_generation: 1,
+            syslog_hub: SyslogHub::default(),
+            events,
+            metrics,
+            stoppers: Vec::new(),
+        }
+    }
+
+    /// A jail by name.
+    pub fn get(&self, name: &str) -> Option<&JailRuntime> {
+        self.running.get(name)
+    }
+
+    /// A jail by name, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut JailRuntime> {
+        self.running.get_mut(name)
+    }
+
+    /// The jail if `generation` is its current incarnation.
+    pub fn current_mut(&mut self, name: &str, generation: u64) -> Option<&mut JailRuntime> {
+        self.running
+            .get_mut(name)
+            .filter(|rt| rt.generation == generation)
+    }
+
+    /// Whether a jail of that name runs (or is stopping).
+    pub fn contains(&self, name: &str) -> bool {
+        self.running.contains_key(name)
+    }
+
+    /// Jail names in configuration order.
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Sets the configuration order (after a reload), keeping only running jails.
+    pub fn set_order(&mut self, order: Vec<String>) {
+        self.order = order
+            .into_iter()
+            .filter(|n| self.running.contains_key(n))
+            .collect();
+    }
+
+    /// Every jail, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &JailRuntime)> {
+        self.running.iter()
+    }
+
+    /// Every jail, by name, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut JailRuntime)> {
+        self.running.iter_mut()
+    }
+
+    /// How many jails run.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// No jail runs.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Starts a jail from its plan: its actions, then its reader (and gate), then its
+    /// source, which reads from `checkpoints`. The firewall side of its native actions was
+    /// set up already (by whoever prepared the plan).
+    pub fn start(
+        &mut self,
+        plan: JailPlan,
+        checkpoints: HashMap<String, Checkpoint>,
+    ) -> Result<&mut JailRuntime> {
         let name = plan.spec.name.clone();
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -112,26 +225,29 @@ impl Engine {
         for a in &plan.actions {
             actions.push(self.start_action(&name, a, plan.spec.bantime)?);
         }
-        let mut state = JailState::new(plan.state.clone());
-        if plan.spec.ignoreself {
-            state
-                .ignore_mut()
-                .set_self_addrs(super::selfaddrs::own_addresses());
-        }
-        for n in state
-            .ignore()
-            .names()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-        {
-            let addrs = crate::dns::resolve_all(&n)
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect::<Vec<std::net::IpAddr>>();
-            state.ignore_mut().set_resolved(&n, addrs);
-        }
+        let state = JailState::new(plan.state.clone());
         let jail: Arc<str> = Arc::from(name.as_str());
+        let mut threads = Vec::new();
+        // Reader → (ignorecommand gate →) main loop.
+        let reader_out = match &plan.ignorecommand {
+            None => self.events.clone(),
+            Some(cmd) => {
+                let (tx, gate) = ignorecmd::spawn_gate(
+                    jail.clone(),
+                    cmd.clone(),
+                    plan.state.ignore.clone(),
+                    plan.state.ignoreself,
+                    self.events.clone(),
+                )
+                .map_err(|e| anyhow!("jail [{name}]: starting its ignorecommand gate: {e}"))?;
+                threads.push(gate);
+                tx
+            }
+        };
         let (tx, rx) = sync_channel(SOURCE_QUEUE);
+        let reader = reader::spawn(jail, generation, plan.filter, rx, reader_out)
+            .map_err(|e| anyhow!("jail [{name}]: starting its reader: {e}"))?;
+        threads.push(reader);
         let (files, journal_matches) = match &plan.source {
             SourcePlan::Files { paths, .. } => {
                 (paths.iter().map(|p| p.pattern.clone()).collect(), None)
@@ -139,7 +255,6 @@ impl Engine {
             SourcePlan::Journal { matches, .. } => (Vec::new(), Some(matches.clone())),
             SourcePlan::Syslog { backend } => (vec![backend.clone()], None),
         };
-        let checkpoints = self.stored_checkpoints(&name);
         let source = sources::start(
             &mut self.syslog_hub,
             &plan.source,
@@ -148,69 +263,36 @@ impl Engine {
             tx,
         )
         .map_err(|e| anyhow!("jail [{name}]: starting its source: {e}"))?;
-        let reader = reader::spawn(jail, generation, plan.filter, rx, self.events.clone())
-            .map_err(|e| anyhow!("jail [{name}]: starting its reader: {e}"))?;
         let rt = JailRuntime {
             spec: plan.spec,
             state,
             actions,
             generation,
-            ignorecommand: plan.ignorecommand,
-            source: Some(source),
-            reader: Some(reader),
             files,
             journal_matches,
+            stopping: None,
+            source: Some(source),
+            threads,
         };
         if !self.order.contains(&name) {
             self.order.push(name.clone());
         }
-        self.jails.insert(name.clone(), rt);
         info!("jail", "Jail '{name}' started");
-        let now = self.ctx.clock.now();
-        for b in carry {
-            let d = match self.jails.get_mut(&name) {
-                Some(rt) => {
-                    rt.state
-                        .restore_ban(b.key.clone(), b.time_of_ban, b.duration, b.ban_count, now)
-                }
-                None => break,
-            };
-            self.apply_decision(&name, d, &BTreeMap::new(), None, now);
-        }
-        Ok(())
+        self.running.insert(name.clone(), rt);
+        self.running
+            .get_mut(&name)
+            .ok_or_else(|| anyhow!("jail [{name}] vanished as it started"))
     }
 
     fn start_action(&mut self, jail: &str, a: &ActionPlan, bantime: f64) -> Result<ActionRuntime> {
         Ok(match a {
-            ActionPlan::Native {
-                actname,
-                spec,
-                overridden_file,
-            } => {
-                if let Some(f) = overridden_file {
-                    warning!(
-                        "actions",
-                        "[{jail}] {f}: not run; action {actname} is served by the native nftables backend"
-                    );
-                }
-                let nft = match self.nft.as_mut() {
-                    Some(n) => n,
-                    None => {
-                        let n = NftBackend::new(Path::new("nft"), super::NFT_TABLE)
-                            .map_err(|e| anyhow!("nftables: {e}"))?;
-                        self.nft.insert(Box::new(n))
-                    }
-                };
-                nft.start_jail(spec)
-                    .map_err(|e| anyhow!("jail [{jail}] action {actname}: nftables: {e}"))?;
-                ActionRuntime::Native {
-                    actname: actname.clone(),
-                    nft_jail: spec.jail.clone(),
-                }
-            }
+            ActionPlan::Native { actname, spec, .. } => ActionRuntime::Native {
+                actname: actname.clone(),
+                nft_jail: spec.jail.clone(),
+            },
             ActionPlan::Command(spec) => ActionRuntime::Command {
                 actname: spec.actname.clone(),
-                worker: CommandWorker::start(jail, spec, bantime, self.ctx.metrics.clone())?,
+                worker: CommandWorker::start(jail, spec, bantime, self.metrics.clone())?,
             },
             ActionPlan::Dummy { actname } => ActionRuntime::Dummy {
                 actname: actname.clone(),
@@ -218,68 +300,90 @@ impl Engine {
         })
     }
 
-    /// Stored positions of a jail's files, overlaid by newer ones not yet written.
-    fn stored_checkpoints(&self, jail: &str) -> HashMap<String, Checkpoint> {
-        let mut map: HashMap<String, Checkpoint> = match self.store.checkpoints(jail) {
-            Ok(list) => list.into_iter().map(|c| (c.path.clone(), c)).collect(),
-            Err(e) => {
-                error!("database", "[{jail}] reading file positions: {e}");
-                HashMap::new()
-            }
+    /// Asks a jail's source to stop, without waiting; `after` says what then. The jail
+    /// stays (answering, banning from what its reader still delivers) until
+    /// [`Jails::finish_stop`]. False when no such jail runs or it is stopping already.
+    pub fn begin_stop(&mut self, name: &str, after: AfterStop) -> bool {
+        let Some(rt) = self.running.get_mut(name) else {
+            return false;
         };
-        for cp in self.pending_checkpoints(jail) {
-            map.insert(cp.path.clone(), cp);
+        if rt.stopping.is_some() {
+            // A later wish replaces an earlier one (a reload during a reload's restart).
+            rt.stopping = Some(after);
+            return false;
         }
-        map
+        rt.stopping = Some(after);
+        if let Some(src) = rt.source.take() {
+            match src.stop_detached(&mut self.syslog_hub) {
+                Ok(Some(h)) => self.stoppers.push(h),
+                Ok(None) => {}
+                Err(e) => error!("jail", "[{name}] stopping its source: {e}"),
+            }
+        }
+        true
     }
 
-    /// Stops a jail's source and reader, and its actions. `remove`: the jail goes away
-    /// for good (reload without it): its nftables sets are deleted too; otherwise (daemon
-    /// shutdown) they stay, so the kernel keeps protecting until the bans expire.
-    /// Returns its bans.
-    pub(super) fn stop_jail(&mut self, name: &str, remove: bool) -> Vec<Ban> {
-        let Some(mut rt) = self.jails.remove(name) else {
-            return Vec::new();
-        };
-        if let Some(src) = rt.source.take() {
-            src.stop(&mut self.syslog_hub);
+    /// A jail's reader has ended: if that was the stopping incarnation, the jail is taken
+    /// out and handed back with what was to happen next.
+    pub fn finish_stop(&mut self, name: &str, generation: u64) -> Option<(JailRuntime, AfterStop)> {
+        let rt = self.running.get(name)?;
+        if rt.generation != generation || rt.stopping.is_none() {
+            return None;
         }
-        // The reader ends when the source's sender is gone, after forwarding what it
-        // still had (the last file positions above all): keep draining meanwhile, or a
-        // full channel would block it forever.
-        if let Some(r) = rt.reader.take() {
-            self.wait_for_reader(name, || r.is_finished(), READER_STOP_LIMIT);
-            if r.is_finished() {
-                let _ = r.join();
-            } else {
-                error!("jail", "[{name}] reader did not stop in time; left behind");
-            }
+        let mut rt = self.running.remove(name)?;
+        for t in rt.threads.drain(..) {
+            // They have ended (the reader sent its last event; the gate passes it last).
+            self.stoppers.push(t);
         }
-        let bans: Vec<Ban> = rt.state.banned().cloned().collect();
+        let after = rt.stopping.take().unwrap_or(AfterStop::Shutdown);
+        if matches!(after, AfterStop::Remove) {
+            self.order.retain(|n| n != name);
+        }
+        info!("jail", "Jail '{name}' stopped");
+        Some((rt, after))
+    }
+
+    /// Stops a stopped jail's command actions (each on its own thread: flush or unban of
+    /// `bans`, then actionstop). Native and dummy actions need nothing here.
+    pub fn stop_actions(&mut self, rt: JailRuntime, bans: &[Ban]) {
         let stats = rt.state.stats();
         let tickets: Vec<Ticket> = bans
             .iter()
             .map(|b| ticket(b, &BTreeMap::new(), &stats))
             .collect();
         for a in rt.actions {
-            match a {
-                ActionRuntime::Native { nft_jail, .. } => {
-                    if remove {
-                        if let Some(nft) = self.nft.as_mut() {
-                            if let Err(e) = nft.stop_jail(&nft_jail) {
-                                error!("actions", "[{name}] nftables: removing the sets: {e}");
-                            }
-                        }
-                    }
+            if let ActionRuntime::Command { actname, worker } = a {
+                match worker.stop(tickets.clone()) {
+                    Ok(h) => self.stoppers.push(h),
+                    Err(e) => error!("actions", "[{}] {actname}: stopping: {e}", rt.spec.name),
                 }
-                ActionRuntime::Command { worker, .. } => worker.stop(tickets.clone()),
-                ActionRuntime::Dummy { .. } => {}
             }
         }
-        if remove {
-            self.order.retain(|n| n != name);
+    }
+
+    /// Waits for every thread that stops something (shutdown only).
+    pub fn join_stoppers(&mut self) {
+        for t in self.stoppers.drain(..) {
+            let _ = t.join();
         }
-        info!("jail", "Jail '{name}' stopped");
-        bans
+    }
+
+    /// Joins stopper threads that have finished (keeps the list short on a long run).
+    pub fn reap(&mut self) {
+        let (done, running): (Vec<_>, Vec<_>) =
+            self.stoppers.drain(..).partition(|t| t.is_finished());
+        self.stoppers = running;
+        for t in done {
+            let _ = t.join();
+        }
+    }
+
+    /// Names of every running jail that is not stopping.
+    pub fn active_names(&self) -> Vec<String> {
+        self.running
+            .iter()
+            .filter(|(_, rt)| rt.stopping.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 }

@@ -1,45 +1,53 @@
-//! The daemon (`banhammer run`): reads the configuration, starts every enabled jail,
-//! restores the stored bans, answers the control socket and signals, and shuts down in
-//! reverse order of the data flow.
+//! The daemon (`banhammer run`): starts every enabled jail, restores and reconciles the
+//! bans, runs the main loop, and shuts down in reverse order of the data flow.
 //!
-//! Threads: one per jail source (tailing), one per jail reader (matching), one per
-//! command action (its queue keeps per-address order), the control socket's, the signal
-//! listener, and the main loop ([`engine`]) that owns every jail's state, the nftables
-//! backend and the store. They talk through channels only.
+//! It is given everything it runs on — resolved [`Settings`], compiled plans, and its
+//! [`Parts`]: the store, the firewall, the clock, the metrics — and hands out an [`Inbox`]
+//! through which whoever owns the control socket and the signals talks to it. The command
+//! line (`cli::run`) builds those from flags and files; tests build them from fakes.
+//!
+//! Threads: per jail a source (tailing), a reader (matching) and, with an ignorecommand,
+//! a gate; one per command action (its queue keeps per-address order); the effects thread
+//! (firewall and store); reload preparers; and the main loop ([`engine`]), the one owner of
+//! every jail's state, which never waits on any of them. They talk through channels only.
 
 pub mod commands;
 pub mod control;
+pub mod database;
+pub mod effects;
 pub mod engine;
 pub mod event;
 pub mod firewall;
+pub mod history;
 pub mod ignorecmd;
 pub mod jails;
+pub mod outbox;
 pub mod plan;
+pub mod process;
 pub mod reader;
 pub mod reload;
 pub mod selfaddrs;
 pub mod settings;
 pub mod sources;
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{channel, sync_channel};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _, Result};
-use banhammer_config::ConfigTree;
+use anyhow::{anyhow, Result};
 use banhammer_store::Store;
 
-use crate::cli::run::RunArgs;
-use crate::control::protocol::{Envelope, Request};
-use crate::control::server::ControlServer;
-use crate::embedded::EMBEDDED_CONFIG;
 use crate::metrics::Metrics;
-use crate::{error, info, warning};
-use engine::Engine;
-use event::{Event, SignalKind};
-use plan::PlanOptions;
-use settings::{DbLocation, Settings};
+use crate::{error, info};
+use effects::{EffectsThread, FirewallUse};
+use engine::{Context, Engine};
+use event::Event;
+pub use event::{Inbox, SignalKind};
+use firewall::{Clock, Firewall};
+use history::HistoryCache;
+use jails::Jails;
+use outbox::Outbox;
+use plan::{ActionPlan, JailPlan, PlanOptions};
+pub use settings::Settings;
 
 /// Our nftables table (`inet banhammer`).
 pub const NFT_TABLE: &str = "banhammer";
@@ -48,230 +56,167 @@ pub const NFT_TABLE: &str = "banhammer";
 /// allocates all its slots up front (~100 bytes each), so this is idle memory too.
 const EVENT_QUEUE: usize = 4096;
 
-/// How long a control request waits for the main loop.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every room of the daemon may read.
-pub struct Context {
-    /// Server settings.
-    pub settings: Settings,
-    /// The config dir overlaying the embedded tree.
-    pub config_dir: PathBuf,
-    /// Options of jail plans.
-    pub plan_opts: PlanOptions,
+/// What the daemon runs on, made by its caller.
+pub struct Parts {
+    /// The database, opened (and checked) by the caller.
+    pub store: Store,
+    /// The native firewall backend (used only by jails with a native action).
+    pub firewall: Box<dyn Firewall>,
+    /// The clock decisions are made by.
+    pub clock: Clock,
     /// Prometheus counters, when served.
     pub metrics: Option<Arc<Metrics>>,
-    /// The clock decisions are made by.
-    pub clock: firewall::Clock,
 }
 
-impl Context {
-    /// The config dir to overlay on the embedded tree, if it exists (a missing default
-    /// dir means "embedded config only", as on a fresh machine).
-    pub fn overlay(&self) -> Option<PathBuf> {
-        overlay_of(&self.config_dir)
-    }
+/// A started daemon: jails running, bans restored and reconciled, the loop not yet
+/// turning.
+pub struct Daemon {
+    engine: Engine,
+    effects: EffectsThread,
+    inbox: Inbox,
 }
 
-fn overlay_of(config_dir: &Path) -> Option<PathBuf> {
-    config_dir.is_dir().then(|| config_dir.to_path_buf())
-}
-
-/// `banhammer run`.
-pub fn run(args: RunArgs) -> Result<()> {
-    if !args.location.config_dir.is_dir() && args.location.config_dir != Path::new("/etc/banhammer")
-    {
-        bail!(
-            "{}: not a directory (expected a config directory)",
-            args.location.config_dir.display()
+impl Daemon {
+    /// Starts everything `plans` describe. Reads what the store holds (bans to restore,
+    /// history, file positions), sets up each jail's firewall side and starts it, restores
+    /// the stored bans, then reconciles with the kernel: elements of configured jails'
+    /// sets the store does not know are adopted, sets of jails not configured removed.
+    pub fn start(
+        settings: Settings,
+        plan_opts: PlanOptions,
+        parts: Parts,
+        plans: Vec<JailPlan>,
+    ) -> Result<Daemon> {
+        let Parts {
+            store,
+            firewall,
+            clock,
+            metrics,
+        } = parts;
+        let now = clock.now();
+        let read = |what: &str, e: banhammer_store::StoreError| {
+            let hint = if e.is_damage() {
+                " (the database is damaged: restore a backup, or start with --db-recover to \
+                 set it aside and rebuild the bans from the kernel's sets)"
+            } else {
+                ""
+            };
+            anyhow!("reading {what} from the database: {e}{hint}")
+        };
+        let history = HistoryCache::from_rows(
+            store
+                .latest_history()
+                .map_err(|e| read("the ban history", e))?,
         );
-    }
-    // A missing default dir means "embedded config only", as on a fresh machine.
-    let overlay = overlay_of(&args.location.config_dir);
-    let tree = ConfigTree::new(EMBEDDED_CONFIG, overlay.clone());
-    let settings = Settings::load(&tree, &args)?;
-    crate::logging::set_level(settings.log_level);
-    crate::logging::set_target(&settings.log_target)
-        .with_context(|| format!("logtarget {:?}: cannot open it", settings.log_target))?;
-    if settings.syslog_requested {
-        warning!(
-            "server",
-            "logtarget = SYSLOG is not supported; logging to stderr"
-        );
-    }
-    info!(
-        "server",
-        "Starting {} (config dir {})",
-        banhammer_config::VERSION,
-        args.location.config_dir.display()
-    );
-    let cfg = banhammer_config::read_jails(&tree).map_err(|e| anyhow!("{e}"))?;
-    for w in &cfg.warnings {
-        warning!("config", "{}: {}", w.origin, w.message);
-    }
-    let plan_opts = PlanOptions {
-        dry_run: args.dry_run,
-        journal_available: crate::source::journal::journal_available(),
-    };
-    let now = reader::unix_now();
-    let mut plans = Vec::new();
-    for spec in cfg.jails.iter().filter(|j| j.enabled) {
-        plans.push(plan::plan(spec, overlay.as_deref(), plan_opts, now)?);
-    }
-    if plans.is_empty() {
-        warning!(
-            "server",
-            "no enabled jail: nothing to watch (enable one in jail.local)"
-        );
-    }
-    let store = open_store(&settings.db)?;
-    let metrics = match &args.metrics {
-        None => None,
-        Some(addr) => {
-            let m = Arc::new(Metrics::new());
-            crate::metrics::serve(addr, m.clone()).with_context(|| format!("--metrics {addr}"))?;
-            info!("server", "metrics on http://{addr}/metrics");
-            Some(m)
+        let positions = store
+            .all_checkpoints()
+            .map_err(|e| read("the file positions", e))?;
+        let stored = store
+            .active_bans(now)
+            .map_err(|e| read("the active bans", e))?;
+        let use_firewall = if plan_opts.dry_run {
+            FirewallUse::Disabled
+        } else {
+            FirewallUse::Enabled
+        };
+        let (effects, effects_thread) =
+            effects::start(firewall, store, use_firewall, metrics.clone())
+                .map_err(|e| anyhow!("starting the effects thread: {e}"))?;
+        let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);
+        let (urgent_tx, urgent_rx) = channel();
+        let inbox = Inbox::new(tx.clone(), urgent_tx);
+        let jails = Jails::new(tx.clone(), metrics.clone());
+        let outbox = Outbox::new(effects.clone(), settings.db_max_matches, history, positions);
+        let ctx = Context {
+            settings,
+            plan_opts,
+            metrics,
+            clock,
+        };
+        let engine = Engine::new(ctx, jails, outbox, rx, tx, urgent_rx);
+        let mut daemon = Daemon {
+            engine,
+            effects: effects_thread,
+            inbox,
+        };
+        for p in plans {
+            let name = p.spec.name.clone();
+            if let Err(e) = daemon.start_jail(p) {
+                error!("server", "{e:#}");
+                daemon.shutdown();
+                return Err(e.context(format!("jail [{name}] did not start")));
+            }
         }
-    };
-    let pidfile = PidFile::create(&settings.pidfile)?;
-    let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);
-    let control = start_control(&settings.socket, tx.clone())?;
-    start_signals(tx.clone())?;
-    let ctx = Context {
-        settings,
-        config_dir: args.location.config_dir.clone(),
-        plan_opts,
-        metrics,
-        clock: firewall::Clock::system(),
-    };
-    let mut engine = Engine::new(ctx, store, tx, rx);
-    for p in plans {
+        let engine = &mut daemon.engine;
+        engine.restore(stored);
+        engine.settle();
+        if use_firewall == FirewallUse::Enabled {
+            match engine.effects().inventory() {
+                Ok(kernel) => engine.adopt(kernel),
+                Err(e) => error!("actions", "reading the kernel's sets: {e}"),
+            }
+            engine.outbox.ship(false);
+            engine.effects().prune_stale();
+        }
+        engine.settle();
+        info!(
+            "server",
+            "Server ready: {} jail(s)",
+            daemon.engine.jails.len()
+        );
+        Ok(daemon)
+    }
+
+    fn start_jail(&mut self, p: JailPlan) -> Result<()> {
         let name = p.spec.name.clone();
-        if let Err(e) = engine.start_jail(p, Vec::new()) {
-            error!("server", "{e:#}");
-            engine.shutdown();
-            return Err(e.context(format!("jail [{name}] did not start")));
-        }
-    }
-    engine.restore(None);
-    info!("server", "Server ready: {} jail(s)", engine.jails.len());
-    engine.run();
-    info!("server", "Shutting down");
-    drop(control);
-    engine.shutdown();
-    drop(pidfile);
-    info!("server", "Exiting banhammer");
-    Ok(())
-}
-
-fn open_store(db: &DbLocation) -> Result<Store> {
-    match db {
-        DbLocation::File(p) => {
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("dbfile {}: creating its directory", p.display()))?;
-            }
-            Store::open(p).map_err(|e| anyhow!("dbfile {}: {e}", p.display()))
-        }
-        DbLocation::Memory => Store::open_in_memory().map_err(|e| anyhow!("dbfile :memory:: {e}")),
-        DbLocation::Disabled => {
-            warning!(
-                "server",
-                "dbfile = None: bans and file positions will not survive a restart"
-            );
-            Store::open_in_memory().map_err(|e| anyhow!("in-memory database: {e}"))
-        }
-    }
-}
-
-/// The control socket: each request is handed to the main loop, which answers.
-fn start_control(path: &Path, tx: SyncSender<Event>) -> Result<ControlServer> {
-    let handler = move |request: Request| -> Envelope {
-        let (reply_tx, reply_rx) = sync_channel(1);
-        if tx
-            .send(Event::Control {
-                request,
-                reply: reply_tx,
-            })
-            .is_err()
-        {
-            return Envelope::err("the daemon is shutting down");
-        }
-        reply_rx
-            .recv_timeout(CONTROL_TIMEOUT)
-            .unwrap_or_else(|_| Envelope::err("the daemon did not answer in time"))
-    };
-    ControlServer::bind(path, Arc::new(handler))
-        .map_err(|e| anyhow!("control socket {}: {e}", path.display()))
-}
-
-/// Signals become events of the main loop.
-fn start_signals(tx: SyncSender<Event>) -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1])
-        .context("installing signal handlers")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let kind = match sig {
-                    SIGHUP => SignalKind::Reload,
-                    SIGUSR1 => SignalKind::ReopenLog,
-                    _ => SignalKind::Stop,
-                };
-                if tx.send(Event::Signal(kind)).is_err() {
-                    break;
-                }
-            }
-        })
-        .context("starting the signal thread")?;
-    Ok(())
-}
-
-/// The pid file: written at start, removed at exit; refuses to start over a live daemon.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn create(path: &Path) -> Result<PidFile> {
-        if let Ok(old) = std::fs::read_to_string(path) {
-            if let Ok(pid) = old.trim().parse::<u32>() {
-                if pid != std::process::id() && is_live_banhammer(pid) {
-                    bail!(
-                        "pidfile {}: banhammer is already running as pid {pid}",
-                        path.display()
+        for a in &p.actions {
+            if let ActionPlan::Native {
+                actname,
+                spec,
+                overridden_file,
+            } = a
+            {
+                if let Some(f) = overridden_file {
+                    crate::warning!(
+                        "actions",
+                        "[{name}] {f}: not run; action {actname} is served by the native nftables backend"
                     );
                 }
+                self.engine
+                    .effects()
+                    .start_jail(spec.clone())
+                    .map_err(|e| anyhow!("jail [{name}] action {actname}: nftables: {e}"))?;
             }
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("pidfile {}: creating its directory", path.display()))?;
-        }
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("pidfile {}: cannot write it", path.display()))?;
-        Ok(PidFile(path.to_path_buf()))
+        self.engine.start_jail(p, Vec::new())
     }
-}
 
-/// Whether `pid` is a running (not zombie) banhammer process.
-fn is_live_banhammer(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // `pid (comm) state …`: comm may hold spaces and parentheses; the state follows the
-    // last `)`.
-    let Some((head, tail)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let comm = head.split_once('(').map_or("", |(_, c)| c);
-    let state = tail.split_whitespace().next().unwrap_or("");
-    comm == "banhammer" && state != "Z" && state != "X"
-}
+    /// The way in for the control socket and the signal handler.
+    pub fn inbox(&self) -> Inbox {
+        self.inbox.clone()
+    }
 
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+    /// Runs the main loop until a stop is asked for.
+    pub fn run(&mut self) {
+        self.engine.run();
+    }
+
+    /// One turn of the main loop (tests drive it turn by turn).
+    pub fn turn(&mut self, wait: std::time::Duration) {
+        self.engine.turn(wait);
+    }
+
+    /// The main loop, for tests that look inside.
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Stops the jails (their last positions kept, command actions stopped), applies
+    /// what is pending and closes the store.
+    pub fn shutdown(mut self) {
+        self.engine.shutdown();
+        let effects = self.engine.effects().clone();
+        self.effects.close(&effects);
     }
 }
 

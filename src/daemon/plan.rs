@@ -2,16 +2,23 @@
 //! the jail state's settings and the actions. Receives a [`JailSpec`]; emits a [`JailPlan`]
 //! or an error naming the jail's `file:line` and the bad value. Everything that can be wrong
 //! in a jail is found here, before anything starts, so a broken config (at start or on
-//! reload) changes nothing.
+//! reload) changes nothing — and `banhammer config check` runs exactly this.
+//!
+//! Everything slow a jail needs before it runs happens here too (compiling its regexes,
+//! resolving the host names of `ignoreip` and the host's own addresses), because plans are
+//! made beside the main loop, never on it. Nothing is bound or started: a plan can be made
+//! while the daemon runs.
 
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use banhammer_config::{parse_duration, ActionSpec, JailSpec};
+use banhammer_config::{parse_duration, ActionSpec, ConfigTree, JailSpec};
 use banhammer_core::filter::{Filter, FilterConfig, UseDns};
 use banhammer_core::jail::{BanTimeConfig, BanTimePolicy, IgnoreList, JailConfig, TrackerConfig};
 
-use crate::action::nftables::NftJailSpec;
+use super::ignorecmd::IgnoreCommand;
+use crate::action::command::CommandAction;
+use crate::action::nftables::{NftBackend, NftJailSpec};
 use crate::filterload::{parse_timezone, parse_usedns};
 use crate::source::{Backend, LogPathSpec};
 
@@ -89,8 +96,8 @@ pub struct JailPlan {
     pub state: JailConfig,
     /// The actions, in order.
     pub actions: Vec<ActionPlan>,
-    /// `ignorecommand`, if any.
-    pub ignorecommand: Option<String>,
+    /// `ignorecommand` (with its cache settings), if any.
+    pub ignorecommand: Option<IgnoreCommand>,
 }
 
 /// Options of the build that do not come from the jail.
@@ -100,6 +107,21 @@ pub struct PlanOptions {
     pub dry_run: bool,
     /// The journal can be read (decides where `backend = auto` jails without files read).
     pub journal_available: bool,
+}
+
+/// The plans of every enabled jail of `tree` (the configuration's warnings are logged):
+/// what `banhammer run` starts. The first broken jail is the error.
+pub fn plan_all(tree: &ConfigTree, opts: PlanOptions) -> Result<Vec<JailPlan>> {
+    let cfg = banhammer_config::read_jails(tree).map_err(|e| anyhow!("{e}"))?;
+    for w in &cfg.warnings {
+        crate::warning!("config", "{}: {}", w.origin, w.message);
+    }
+    let now = super::reader::unix_now();
+    cfg.jails
+        .iter()
+        .filter(|j| j.enabled)
+        .map(|spec| plan(spec, tree.overlay(), opts, now))
+        .collect()
 }
 
 /// Builds the plan of an enabled jail. `overlay` is the config dir (to tell whether it
@@ -145,21 +167,47 @@ pub fn plan(
     }
     let source =
         source_plan(spec, &filter_spec.journalmatch, opts).map_err(|e| anyhow!("{}", at(&e)))?;
-    let state = state_config(spec).map_err(|e| anyhow!("{}", at(&e)))?;
+    let mut state = state_config(spec).map_err(|e| anyhow!("{}", at(&e)))?;
+    resolve_ignore_names(&mut state);
     let mut actions = Vec::new();
     for a in &spec.actions {
         actions.push(
             action_plan(&spec.name, a, overlay, opts.dry_run).map_err(|e| anyhow!("{}", at(&e)))?,
         );
     }
+    let ignorecommand = match spec.ignorecommand.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(cmd) => Some(
+            IgnoreCommand::new(cmd, spec.options.get("ignorecache").map(String::as_str))
+                .map_err(|e| anyhow!("{}", at(&e)))?,
+        ),
+    };
     Ok(JailPlan {
         spec: spec.clone(),
         filter,
         source,
         state,
         actions,
-        ignorecommand: spec.ignorecommand.clone().filter(|c| !c.trim().is_empty()),
+        ignorecommand,
     })
+}
+
+/// The addresses of `ignoreip`'s host names and, with `ignoreself`, the host's own: DNS,
+/// so done while planning, never on the main loop.
+fn resolve_ignore_names(state: &mut JailConfig) {
+    if state.ignoreself {
+        state
+            .ignore
+            .set_self_addrs(super::selfaddrs::own_addresses());
+    }
+    let names: Vec<String> = state.ignore.names().map(str::to_string).collect();
+    for n in names {
+        let addrs: Vec<std::net::IpAddr> = crate::dns::resolve_all(&n)
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        state.ignore.set_resolved(&n, addrs);
+    }
 }
 
 fn source_plan(
@@ -299,9 +347,12 @@ fn action_plan(
                 p.exists().then(|| p.display().to_string())
             })
         });
+        let nft = nft_spec(jail, spec)?;
+        NftBackend::validate(&nft)
+            .map_err(|e| format!("action {} ({}): {e}", spec.actname, spec.file))?;
         return Ok(ActionPlan::Native {
             actname: spec.actname.clone(),
-            spec: nft_spec(jail, spec)?,
+            spec: nft,
             overridden_file,
         });
     }
@@ -315,6 +366,8 @@ fn action_plan(
             spec.actname, spec.file
         ));
     }
+    // The same checks the action's worker makes when it starts (templates, timeout).
+    CommandAction::new(jail, spec).map_err(|e| format!("action {}: {e}", spec.actname))?;
     Ok(ActionPlan::Command(spec.clone()))
 }
 

@@ -1,6 +1,8 @@
 //! A jail's reader: takes its source's records, runs the jail's filter on each, resolves
-//! host names as `usedns` says, and sends the failures to the main loop. One thread per
-//! jail, so matching (the costly part) runs beside the main loop and beside other jails.
+//! host names as `usedns` says, and sends the failures to the main loop (or to the jail's
+//! ignorecommand gate first). One thread per jail, so matching (the costly part) runs
+//! beside the main loop and beside other jails. It ends when its source does, with
+//! [`Event::ReaderDone`] as its last message.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -138,6 +140,11 @@ fn run(
             count: rest,
         });
     }
+    // The last event of this incarnation: everything it sent is in the channel before it.
+    let _ = out.send(Event::ReaderDone {
+        jail: jail.clone(),
+        generation,
+    });
 }
 
 /// The failures of one match: one per address a host name resolves to (usedns yes/warn).
@@ -168,6 +175,7 @@ fn found(f: Failure, usedns: UseDns, catching_up: bool) -> Vec<Found> {
             matches: f.matches.clone(),
             fields: fields.clone(),
             catching_up,
+            ignored_by_command: false,
         })
         .collect()
 }

@@ -39,13 +39,22 @@ pub enum SourceRuntime {
 }
 
 impl SourceRuntime {
-    /// Stops it (files and the journal send their last positions first).
-    pub fn stop(self, hub: &mut SyslogHub) {
-        match self {
-            SourceRuntime::Files(h) => h.stop(),
-            SourceRuntime::Journal(h) => h.stop(),
-            SourceRuntime::Syslog { key, jail } => hub.unsubscribe(&key, &jail),
-        }
+    /// Stops it without waiting: what may wait (files and the journal send their last
+    /// positions first; a listener's threads end) runs on the returned thread. The
+    /// jail's reader ends once the source has let go of its channel.
+    pub fn stop_detached(self, hub: &mut SyslogHub) -> io::Result<Option<JoinHandle<()>>> {
+        let stop: Box<dyn FnOnce() + Send> = match self {
+            SourceRuntime::Files(h) => Box::new(move || h.stop()),
+            SourceRuntime::Journal(h) => Box::new(move || h.stop()),
+            SourceRuntime::Syslog { key, jail } => match hub.unsubscribe(&key, &jail) {
+                Some(listener) => Box::new(move || listener.stop()),
+                None => return Ok(None),
+            },
+        };
+        std::thread::Builder::new()
+            .name("source-stop".into())
+            .spawn(stop)
+            .map(Some)
     }
 }
 
@@ -150,8 +159,8 @@ impl SyslogHub {
         Ok(key)
     }
 
-    /// Removes `jail` from a listener; the last one out stops it.
-    fn unsubscribe(&mut self, key: &str, jail: &str) {
+    /// Removes `jail` from a listener; the last one out gets the listener back, to stop.
+    fn unsubscribe(&mut self, key: &str, jail: &str) -> Option<StoppingListener> {
         let empty = match self.listeners.get(key) {
             Some(l) => l
                 .subscribers
@@ -161,13 +170,22 @@ impl SyslogHub {
                     s.is_empty()
                 })
                 .unwrap_or(true),
-            None => return,
+            None => return None,
         };
-        if empty {
-            if let Some(l) = self.listeners.remove(key) {
-                l.handle.stop();
-                let _ = l.fanout.join();
-            }
+        if !empty {
+            return None;
         }
+        self.listeners.remove(key).map(StoppingListener)
+    }
+}
+
+/// A listener no jail reads any more.
+pub struct StoppingListener(SharedListener);
+
+impl StoppingListener {
+    /// Stops its threads and waits for them.
+    fn stop(self) {
+        self.0.handle.stop();
+        let _ = self.0.fanout.join();
     }
 }

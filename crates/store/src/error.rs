@@ -69,6 +69,15 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// SQLite found the file damaged (bad pages, broken b-trees): a disk fault, a copy
+    /// taken while written, a truncation. Nothing read from it can be trusted.
+    #[error("{path}: the database is damaged: {detail}", path = path.display())]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported.
+        detail: String,
+    },
     /// SQLite failed while doing `op`.
     #[error("{path}: {op}: {source}", path = path.display())]
     Sqlite {
@@ -99,4 +108,20 @@ pub enum StoreError {
         /// What is wrong with the change.
         detail: String,
     },
+}
+
+impl StoreError {
+    /// Whether the error says the file is damaged (as opposed to not ours, or a passing
+    /// failure): the daemon refuses to start on such a file unless told to recover.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Damaged { .. } | StoreError::NotADatabase { .. } => true,
+            StoreError::Corrupt { .. } => true,
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
 }

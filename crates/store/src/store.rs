@@ -368,6 +368,93 @@ impl Store {
         }))
     }
 
+    /// The latest history row of every `(jail, key)`: what `bantime.increment` looks up,
+    /// read at once so a daemon can keep it in memory and never query on its hot path.
+    /// Ordered by key, then jail.
+    pub fn latest_history(&self) -> Result<Vec<(String, String, BanHistory)>, StoreError> {
+        let op = "reading the latest ban of every offender";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT h.jail, h.key, h.ban_count, h.time_of_ban, h.bantime FROM ban_history h \
+                 WHERE h.id = (SELECT l.id FROM ban_history l WHERE l.key = h.key AND l.jail = h.jail \
+                     ORDER BY l.time_of_ban DESC, l.id DESC LIMIT 1) \
+                 ORDER BY h.key, h.jail",
+            )
+            .map_err(|e| self.read_err(op, e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.read_err(op, e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.read_err(op, e))? {
+            let count: i64 = row.get(2).map_err(|e| self.read_err(op, e))?;
+            out.push((
+                row.get(0).map_err(|e| self.read_err(op, e))?,
+                row.get(1).map_err(|e| self.read_err(op, e))?,
+                BanHistory {
+                    ban_count: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+                    time_of_ban: row.get(3).map_err(|e| self.read_err(op, e))?,
+                    bantime: row.get(4).map_err(|e| self.read_err(op, e))?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every read position recorded, of every source.
+    pub fn all_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let op = "reading checkpoints";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT source, path, fingerprint, offset, updated_at FROM checkpoints \
+                 ORDER BY source, path",
+            )
+            .map_err(|e| self.read_err(op, e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.read_err(op, e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.read_err(op, e))? {
+            out.push(self.checkpoint_from_row(row, op)?);
+        }
+        Ok(out)
+    }
+
+    /// SQLite's `quick_check`: the file's pages, records and index entries are sound (not
+    /// that indexes match their tables, which a full `integrity_check` also verifies at a
+    /// much higher cost). A damaged file is [`StoreError::Damaged`].
+    pub fn check_integrity(&self) -> Result<(), StoreError> {
+        let op = "checking the database (quick_check)";
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA quick_check(20)")
+            .map_err(|e| self.damaged_or(op, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.damaged_or(op, e))?;
+        let mut problems = Vec::new();
+        for row in rows {
+            problems.push(row.map_err(|e| self.damaged_or(op, e))?);
+        }
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        Err(StoreError::Damaged {
+            path: self.path.clone(),
+            detail: problems.join("; "),
+        })
+    }
+
+    /// An error met while reading: damage when SQLite says the file is corrupt.
+    fn damaged_or(&self, op: &str, source: rusqlite::Error) -> StoreError {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                StoreError::Damaged {
+                    path: self.path.clone(),
+                    detail: source.to_string(),
+                }
+            }
+            _ => self.err(op, source),
+        }
+    }
+
     /// The read position of `path` for `source`.
     pub fn checkpoint(&self, source: &str, path: &str) -> Result<Option<Checkpoint>, StoreError> {
         let op = "reading a checkpoint";

@@ -829,6 +829,79 @@ fn version_1_files_get_ban_ends_from_their_history() {
     );
 }
 
+#[test]
+fn latest_history_is_one_row_per_offender_and_jail() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .apply(&[
+            Change::Ban(ban("sshd", "k", T0, 600.0, 1)),
+            Change::Ban(ban("sshd", "k", T0 + 10.0, 1200.0, 2)),
+            Change::Ban(ban("nginx", "k", T0 + 5.0, 600.0, 1)),
+            Change::Ban(ban("sshd", "j", T0, PERMANENT, 1)),
+        ])
+        .unwrap();
+    let rows = store.latest_history().unwrap();
+    let summary: Vec<(&str, &str, u32, f64)> = rows
+        .iter()
+        .map(|(j, k, h)| (j.as_str(), k.as_str(), h.ban_count, h.bantime))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("sshd", "j", 1, PERMANENT),
+            ("nginx", "k", 1, 600.0),
+            ("sshd", "k", 2, 1200.0)
+        ]
+    );
+}
+
+/// Finding: a damaged database page made the restore fail with a mere ERROR line, and the
+/// daemon went on with no bans while the kernel held them. The store says the file is
+/// damaged, in a way the daemon can tell apart from other errors.
+#[test]
+fn a_damaged_file_is_reported_as_damage() {
+    use std::io::{Seek, SeekFrom, Write};
+    let (_dir, path) = temp();
+    {
+        let mut store = Store::open(&path).unwrap();
+        let batch: Vec<Change> = (0..3000)
+            .map(|i| {
+                Change::Ban(ban(
+                    "sshd",
+                    &format!("10.0.{}.{}", i / 256, i % 256),
+                    T0,
+                    600.0,
+                    1,
+                ))
+            })
+            .collect();
+        store.apply(&batch).unwrap();
+        store.close().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    store.check_integrity().unwrap();
+    drop(store);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 16 * 4096, "{len}");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&[0xA5; 3 * 4096]).unwrap();
+    drop(f);
+    let err = match Store::open(&path) {
+        Err(e) => e,
+        Ok(store) => store.check_integrity().unwrap_err(),
+    };
+    assert!(err.is_damage(), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    // Not ours is not damage: the daemon must never "recover" someone else's file.
+    let (_dir2, other) = temp();
+    make_fail2ban_db(&other);
+    assert!(!Store::open(&other).unwrap_err().is_damage());
+}
+
 // ---- checkpoints and meta ----
 
 #[test]

@@ -27,7 +27,7 @@ mod tests;
 pub use error::{Cause, CommandError};
 pub use lifecycle::CommandAction;
 pub use ticket::{DbValues, Family, JailCounters, Ticket};
-pub use worker::{spawn_worker, spawn_worker_with, ActionCmd, ActionWorker, ErrorHook};
+pub use worker::{spawn_worker, spawn_worker_with, ActionCmd, ActionWorker, ErrorHook, TrySend};
 
 use std::fmt;
 

@@ -54,6 +54,15 @@ pub struct ActionWorker {
     handle: Option<JoinHandle<()>>,
 }
 
+/// Why [`ActionWorker::try_send`] did not queue a command.
+#[derive(Debug)]
+pub enum TrySend {
+    /// The queue is full: here is the command back.
+    Full(Box<ActionCmd>),
+    /// The worker has ended.
+    Gone(CommandError),
+}
+
 /// Called with every error of a command nobody waits for (after it is logged), e.g. to
 /// count it in the metrics.
 pub type ErrorHook = Box<dyn Fn(&CommandError) + Send>;
@@ -89,6 +98,17 @@ impl ActionWorker {
         self.tx
             .send(Job { cmd, reply: None })
             .map_err(|_| self.gone())
+    }
+
+    /// Queues `cmd` if there is room, without ever blocking: `Err(Full(cmd))` hands it
+    /// back when the queue is full (the daemon's main loop keeps it and tries again next
+    /// turn rather than wait for a slow script).
+    pub fn try_send(&self, cmd: ActionCmd) -> Result<(), TrySend> {
+        match self.tx.try_send(Job { cmd, reply: None }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(job)) => Err(TrySend::Full(Box::new(job.cmd))),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(TrySend::Gone(self.gone())),
+        }
     }
 
     /// Queues `cmd` and waits for its result.

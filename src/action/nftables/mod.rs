@@ -358,6 +358,76 @@ impl NftBackend {
         Ok(out)
     }
 
+    /// Checks a jail's nftables spec as [`NftBackend::start_jail`] will, without running
+    /// anything (`banhammer config check`, and plans before anything starts).
+    pub fn validate(spec: &NftJailSpec) -> Result<(), NftError> {
+        Layout::new(spec).map(|_| ())
+    }
+
+    /// Every element of the started jails' sets as the kernel has them: (jail, element,
+    /// time left; `None`: no timeout). What the daemon reconciles its state with.
+    pub fn inventory(&mut self) -> Result<Vec<(String, IpNet, Option<Duration>)>, NftError> {
+        let mut state = self.table_state()?;
+        let mut out = Vec::new();
+        for (jail, layout) in &self.jails {
+            for kind in SetKind::ALL {
+                for (net, left) in state
+                    .sets
+                    .remove(&layout.set_name(kind))
+                    .unwrap_or_default()
+                {
+                    out.push((jail.clone(), net, left));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes what our table holds for jails that are not started: their rules (found by
+    /// their comment) and every set no started jail names, so no ban of a jail gone from
+    /// the configuration outlives it. The table goes too when nothing of ours is left in
+    /// it. Returns what was removed, one item per rule or set.
+    pub fn prune_stale(&mut self) -> Result<Vec<String>, NftError> {
+        let state = self.table_state()?;
+        if !state.exists {
+            return Ok(Vec::new());
+        }
+        let ours: BTreeSet<String> = self
+            .jails
+            .values()
+            .flat_map(|l| SetKind::ALL.map(|k| l.set_name(k)))
+            .collect();
+        let mut cmds = Vec::new();
+        let mut removed = Vec::new();
+        for (comment, chain, handle) in &state.rules {
+            // Rules of ours carry our comment; anything else in the table was put there by
+            // someone else and stays.
+            let stale = script::rule_jail(comment).is_some_and(|j| !self.jails.contains_key(j));
+            if stale {
+                cmds.push(format!(
+                    "delete rule {FAMILY} {} {chain} handle {handle}",
+                    self.table
+                ));
+                removed.push(format!("rule {handle} ({comment:?}) in chain {chain}"));
+            }
+        }
+        for set in state.sets.keys().filter(|s| !ours.contains(*s)) {
+            cmds.push(format!("delete set {FAMILY} {} {set}", self.table));
+            removed.push(format!(
+                "set {set} ({} element(s))",
+                state.sets.get(set).map_or(0, Vec::len)
+            ));
+        }
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        if self.jails.is_empty() {
+            cmds = vec![format!("delete table {FAMILY} {}", self.table)];
+        }
+        self.runner.run(&cmds)?;
+        Ok(removed)
+    }
+
     /// Apply a batch as one transaction. Refused before anything runs if a change names a
     /// jail not started. Later changes of the same jail and address win over earlier ones.
     pub fn apply(&mut self, batch: &[NftChange]) -> Result<(), NftError> {

@@ -358,6 +358,11 @@ impl Layout {
     }
 }
 
+/// The jail a rule comment marks the rule as ours for, if it is one of ours.
+pub(crate) fn rule_jail(comment: &str) -> Option<&str> {
+    comment.strip_prefix(COMMENT_PREFIX)
+}
+
 /// Whether a rule comment marks a rule of `jail`.
 pub(crate) fn is_rule_of(comment: &str, jail: &str) -> bool {
     comment.strip_prefix(COMMENT_PREFIX) == Some(jail)

@@ -59,6 +59,7 @@ fn ping_version_counts_reload_stop() {
     let ban = Request::Ban {
         jail: "sshd".into(),
         ips: vec!["192.0.2.7".into()],
+        force: false,
     };
     assert_eq!(format_reply(&ban, &Reply::Count { count: 1 }), "1");
     let reload = Request::Reload { jail: None };
@@ -325,7 +326,8 @@ fn fail2ban_client_words() {
         mapped("set sshd banip 1.2.3.4 5.6.7.8"),
         Request::Ban {
             jail: "sshd".into(),
-            ips: words("1.2.3.4 5.6.7.8")
+            ips: words("1.2.3.4 5.6.7.8"),
+            force: false,
         }
     );
     let unban_in_jail = Request::Unban {

@@ -87,6 +87,7 @@ pub fn invocation(words: &[String]) -> Result<Invocation, String> {
         ["set", jail, "banip", ips @ ..] if !ips.is_empty() => Request::Ban {
             jail: (*jail).into(),
             ips: owned(ips),
+            force: false,
         },
         ["set", _, "banip"] => return Err(INVALID.into()),
         ["set", jail, "unbanip", rest @ ..] => {

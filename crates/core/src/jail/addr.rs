@@ -497,6 +497,40 @@ impl IgnoreList {
         None
     }
 
+    /// An ignored address or network that overlaps `net`, if any: one inside it, or one
+    /// holding its address (own addresses only when `ignoreself`). A ban of a network is
+    /// refused when it would take in an address the jail must never ban.
+    pub fn overlapping(&self, net: IpNet, ignoreself: bool) -> Option<String> {
+        if let Some(src) = self.matches(net.addr(), ignoreself) {
+            return Some(format!("{} ({src:?})", net.addr()));
+        }
+        let nets = self.entries.iter().filter_map(|e| match e {
+            IgnoreEntry::Net(n) => Some(*n),
+            IgnoreEntry::Name(_) => None,
+        });
+        for n in nets {
+            if net.contains(n.addr()) {
+                return Some(format!("{n} (ignoreip)"));
+            }
+        }
+        let singles = self
+            .resolved_set
+            .iter()
+            .map(|a| (*a, "ignoreip name"))
+            .chain(
+                self.self_addrs
+                    .iter()
+                    .filter(|_| ignoreself)
+                    .map(|a| (*a, "ignoreself")),
+            );
+        for (a, why) in singles {
+            if net.contains(a) {
+                return Some(format!("{a} ({why})"));
+            }
+        }
+        None
+    }
+
     /// Whether `ip` is covered by `ignoreip` (self addresses not considered).
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.matches(ip, false).is_some()

@@ -498,9 +498,19 @@ impl JailState {
     /// so [`JailState::next_expiry`] is the exact wake-up and matches the kernel's set
     /// timeouts.
     pub fn expire(&mut self, now: f64) -> Vec<Unban> {
+        self.expire_up_to(now, usize::MAX)
+    }
+
+    /// [`JailState::expire`], ending at most `max` bans: the rest end at the next call.
+    /// (A storm's bans all end in the same second; their owner takes them a slice at a
+    /// time so no single call takes long.)
+    pub fn expire_up_to(&mut self, now: f64, max: usize) -> Vec<Unban> {
         self.now = Some(now);
         let mut out = Vec::new();
         while let Some(entry) = self.expiry.first_entry() {
+            if out.len() >= max {
+                break;
+            }
             if entry.key().0 > now {
                 break;
             }
