@@ -181,7 +181,8 @@ final class Banhammer_Socket_Alert {
 			$user          = function_exists( 'posix_getpwuid' ) ? posix_getpwuid( $uid ) : false;
 			$facts['user'] = is_array( $user ) ? $user['name'] : (string) $uid;
 			$names         = array();
-			foreach ( function_exists( 'posix_getgroups' ) ? (array) posix_getgroups() : array() as $gid ) {
+			$groups        = function_exists( 'posix_getgroups' ) ? posix_getgroups() : false;
+			foreach ( is_array( $groups ) ? $groups : array() as $gid ) {
 				$names[] = self::group_name( (int) $gid );
 			}
 			$gid = function_exists( 'posix_getegid' ) ? self::group_name( posix_getegid() ) : null;
@@ -219,7 +220,7 @@ final class Banhammer_Socket_Alert {
 	 */
 	private static function advice( array $record ) {
 		$path  = $record['path'];
-		$facts = isset( $record['facts'] ) && is_array( $record['facts'] ) ? $record['facts'] : array();
+		$facts = isset( $record['facts'] ) && is_array( $record['facts'] ) ? array_filter( $record['facts'], 'is_string' ) : array();
 		switch ( $record['errno'] ) {
 			case 2: // ENOENT.
 				return "The socket does not exist: banhammer is not running, or it listens on another path. banhammer's jail.local must name the same path (backend = syslog[socket=$path]) as BANHAMMER_SOCKET in wp-config.php, and banhammer must be running.";

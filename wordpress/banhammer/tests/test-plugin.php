@@ -646,4 +646,31 @@ final class Test_Banhammer_Plugin extends TestCase {
 		$this->assertStringContainsString( '2 CDN range(s), from BANHAMMER_CDN_RANGES', $html );
 		$this->assertStringContainsString( 'Header: X-Forwarded-For', $html );
 	}
+
+	/**
+	 * The facts the notice shows: the process's user and groups, the socket's
+	 * and its directory's mode and group when they can be seen.
+	 */
+	public function test_socket_facts() {
+		if ( ! function_exists( 'posix_geteuid' ) || ! function_exists( 'socket_create' ) ) {
+			$this->markTestSkipped( 'needs the posix and sockets extensions' );
+		}
+		$dir = sys_get_temp_dir() . '/banhammer-facts-' . getmypid() . '-' . mt_rand();
+		mkdir( $dir, 0750 );
+		chmod( $dir, 0750 );
+		$path   = $dir . '/syslog.sock';
+		$server = socket_create( AF_UNIX, SOCK_DGRAM, 0 );
+		socket_bind( $server, $path );
+		chmod( $path, 0660 );
+		$facts = Banhammer_Socket_Alert::facts( $path );
+		$group = posix_getgrgid( posix_getegid() )['name'];
+		socket_close( $server );
+		unlink( $path );
+		rmdir( $dir );
+		$this->assertSame( posix_getpwuid( posix_geteuid() )['name'], $facts['user'] );
+		$this->assertStringContainsString( $group, $facts['groups'] );
+		$this->assertSame( "mode 0660, group $group", $facts['socket'] );
+		$this->assertSame( "mode 0750, group $group", $facts['directory'] );
+		$this->assertArrayNotHasKey( 'socket', Banhammer_Socket_Alert::facts( $dir . '/gone/syslog.sock' ) );
+	}
 }
