@@ -13,7 +13,9 @@
 #   1. the recipe's Ubuntu jail (jail.local.ubuntu: our default banaction, the native
 #      nftables backend), recipe times: XML-RPC wp.getUsersBlogs, system.multicall,
 #      wp-login.php, forged pingbacks (and duplicates that must not count), user names
-#      crafted to frame another address;
+#      crafted to frame another address, a trusted proxy passing on a client's own
+#      CF-Connecting-IP, the plugin pointed at a missing socket (syslog() fallback to the
+#      file jail, the admin notice in wp-admin);
 #   2. the recipe's CentOS jail (jail.local.centos: iptables-multiport through /bin/sh),
 #      bantime 5 s: ban, crafted names, expiry;
 #   3. the Ubuntu jail reading banhammer's syslog socket, the plugin sending to it, no
@@ -194,10 +196,11 @@ cp -a "$PLUGIN" "$MU/banhammer"
 cp "$PLUGIN/mu-loader.php" "$MU/banhammer.php"
 
 # Debian's /usr/share/wordpress/wp-config.php reads /etc/wordpress/config-HOST.php.
-# $1: the plugin's BANHAMMER_SOCKET, or empty for none.
+# $1: the plugin's BANHAMMER_SOCKET, or empty for none; $2: more PHP lines (plugin settings).
 write_wp_config() {
   local socket_line=
   [ -n "${1:-}" ] && socket_line="define( 'BANHAMMER_SOCKET', '$1' );"
+  socket_line+=$'\n'"${2:-}"
   cat > "$W/etc-wordpress/config-$H.php.new" << EOF
 <?php
 define( 'DB_NAME', 'wp' ); define( 'DB_USER', 'wp' ); define( 'DB_PASSWORD', 'wp' );
@@ -496,6 +499,52 @@ want="127.0.0.23 127.0.0.25 127.0.0.26 127.0.0.27 127.0.0.28"
 set4="$(nft list table inet banhammer 2> /dev/null || true)"
 [[ "$set4" == *127.0.0.23* && "$set4" != *127.0.0.99* ]] && ok "the bans are in nftables table inet banhammer" \
   || bad "nftables table inet banhammer does not hold the bans: $set4"
+
+echo "-- a trusted proxy (127.0.0.50) forwarding a client's own CF-Connecting-IP (127.0.0.52)"
+# 127.0.0.50 plays a local nginx: it appends the address it saw (127.0.0.51) to
+# X-Forwarded-For and passes the client's CF-Connecting-IP on. The CDN's ranges do not
+# hold 127.0.0.51, so the header is the client's own text and must never be logged.
+write_wp_config "" "define( 'BANHAMMER_TRUSTED_PROXIES', '127.0.0.50' ); define( 'BANHAMMER_PROXY_HEADER', 'CF-Connecting-IP' ); define( 'BANHAMMER_CDN_RANGES', '127.0.0.60/30' );"
+proxied_guess() { # CF-CONNECTING-IP
+  curl -s -o /dev/null --interface 127.0.0.50 --connect-timeout 2 -m 30 -H 'Content-Type: text/xml' \
+    -H 'X-Forwarded-For: 127.0.0.53, 127.0.0.51' -H "CF-Connecting-IP: $1" \
+    --data-binary "$(users_blogs boss wrong-password)" "http://$H/xmlrpc.php" || true
+}
+proxied_guess 127.0.0.52
+proxied_guess 0.0.0.0
+proxied_guess 127.0.0.52
+counted 3
+banned_now 127.0.0.51 "trusted proxy: the address the proxy saw"
+if grep -q -e 'from 127\.0\.0\.52$' -e 'from 0\.0\.0\.0$' -e 'from 127\.0\.0\.5[03]$' "$P/auth.log"; then
+  bad "trusted proxy: a line names the client's CF-Connecting-IP, its forged X-Forwarded-For entry or the proxy"
+else
+  ok "trusted proxy: the lines name 127.0.0.51, the address the proxy saw ($(grep -c 'from 127\.0\.0\.51$' "$P/auth.log") lines)"
+fi
+expect_200 127.0.0.50 80 "trusted proxy: the proxy itself"
+expect_200 127.0.0.52 80 "trusted proxy: the address in the client's CF-Connecting-IP"
+
+echo "-- the plugin pointed at a missing socket: syslog() instead, and an admin notice"
+write_wp_config "$W/missing.sock"
+guess_xmlrpc 127.0.0.29 boss
+guess_xmlrpc 127.0.0.29 boss
+counted 2
+not_banned_yet 127.0.0.29 "missing socket"
+guess_xmlrpc 127.0.0.29 boss
+counted 1
+banned_now 127.0.0.29 "missing socket, syslog() fallback to the file jail"
+[ "$(grep -c 'Authentication failure for boss from 127\.0\.0\.29$' "$P/auth.log")" = 3 ] \
+  && ok "missing socket: the three records reached rsyslog's auth.log" || bad "missing socket: records missing from auth.log"
+# The administrator logs in (from the innocent neighbour) and sees the notice.
+code="$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.24 -c "$W/cookies" -b 'wordpress_test_cookie=WP%20Cookie%20check' \
+  -d log=boss -d pwd=Secret-pass-1 -d testcookie=1 "http://$H/wp-login.php")" || true
+page="$(curl -s --interface 127.0.0.24 -b "$W/cookies" -m 20 "http://$H/wp-admin/")" || true
+if [[ "$page" == *"banhammer could not send to its syslog socket"* && "$page" == *"<code>$W/missing.sock</code>: No such file or directory (errno 2)"* \
+  && "$page" == *"Each record went to syslog() instead"* ]]; then
+  ok "missing socket: wp-admin shows the notice (path, errno, fallback)"
+else
+  bad "missing socket: no notice in wp-admin (login HTTP $code): $(printf '%s' "$page" | grep -o 'banhammer[^<]*' | head -3)"
+fi
+write_wp_config ""
 stop_daemon
 stop_rsyslog
 fi

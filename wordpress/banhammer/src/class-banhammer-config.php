@@ -1,11 +1,12 @@
 <?php
 /**
- * The plugin's settings, read from wp-config.php constants.
+ * The plugin's settings, read from wp-config.php constants (and one WordPress
+ * option).
  *
  * Receives a lookup function (constant name => value, null when undefined) so
- * tests need no constants; emits validated settings with defaults filled in.
- * A value that cannot be used falls back to its default and is listed in
- * problems(), never half-applied.
+ * tests need no constants, and one for options; emits validated settings with
+ * defaults filled in. A value that cannot be used falls back to its default
+ * and is listed in problems(), never half-applied.
  *
  *   BANHAMMER_SIGNALS            signals to log: all (default), or a list such
  *                                as 'auth, pingback_error', or removals only:
@@ -16,11 +17,16 @@
  *   BANHAMMER_SYSLOG_IDENT       the whole ident; default "wordpress(HOST)"
  *   BANHAMMER_HOST               HOST in the default ident; default the host
  *                                of the site's home URL
- *   BANHAMMER_TRUSTED_PROXIES    addresses/CIDR blocks of reverse proxies and
- *                                CDNs in front of the site (default none)
- *   BANHAMMER_PROXY_HEADER       header those proxies name the client in:
- *                                'X-Forwarded-For' (default) or a
- *                                single-address one such as 'CF-Connecting-IP'
+ *   BANHAMMER_TRUSTED_PROXIES    addresses/CIDR blocks of the site's own
+ *                                reverse proxies and load balancers (default
+ *                                none)
+ *   BANHAMMER_CDN_RANGES         the CDN's published ranges (default: the
+ *                                option banhammer_cdn_ranges, edited on
+ *                                Settings > banhammer; else none)
+ *   BANHAMMER_PROXY_HEADER       header naming the client: 'X-Forwarded-For'
+ *                                (default) or a CDN's single-address one such
+ *                                as 'CF-Connecting-IP', read only from
+ *                                addresses in the CDN's ranges
  *   BANHAMMER_BLOCKED_USERNAMES  login names attackers try and no account has,
  *                                separated by commas (default 'admin,
  *                                administrator, root, test, user'); false for
@@ -30,7 +36,7 @@
  *                                instead of syslog() (default off)
  *
  * Lists are arrays or strings separated by commas (or blanks, except user
- * names).
+ * names); address lists may carry "#" comments.
  *
  * @package Banhammer
  * @license MIT OR Apache-2.0
@@ -120,11 +126,26 @@ final class Banhammer_Config {
 	public $trusted_proxies;
 
 	/**
-	 * Client address header of the trusted proxies.
+	 * Client address header: X-Forwarded-For or a CDN's.
 	 *
 	 * @var string
 	 */
 	public $proxy_header;
+
+	/**
+	 * The CDN's ranges as entries (addresses, CIDR blocks; unchecked: the
+	 * plugin runs them through the banhammer_cdn_ranges filter first).
+	 *
+	 * @var string[]
+	 */
+	public $cdn_ranges;
+
+	/**
+	 * Where $cdn_ranges came from: 'constant', 'option' or 'none'.
+	 *
+	 * @var string
+	 */
+	public $cdn_ranges_source;
 
 	/**
 	 * Blocked user names, lower case.
@@ -148,7 +169,12 @@ final class Banhammer_Config {
 	private $problems = array();
 
 	/**
-	 * Settings from wp-config.php's constants.
+	 * The option that holds the CDN's ranges (Settings > banhammer).
+	 */
+	const CDN_RANGES_OPTION = 'banhammer_cdn_ranges';
+
+	/**
+	 * Settings from wp-config.php's constants and the site's options.
 	 *
 	 * @return Banhammer_Config
 	 */
@@ -156,6 +182,9 @@ final class Banhammer_Config {
 		return new self(
 			static function ( $name ) {
 				return defined( $name ) ? constant( $name ) : null;
+			},
+			static function ( $name ) {
+				return function_exists( 'get_option' ) ? get_option( $name, null ) : null;
 			}
 		);
 	}
@@ -163,15 +192,17 @@ final class Banhammer_Config {
 	/**
 	 * Constructor.
 	 *
-	 * @param callable $lookup Constant name => value, or null when not set.
+	 * @param callable      $lookup Constant name => value, or null when not set.
+	 * @param callable|null $option Option name => value, or null when not set.
 	 */
-	public function __construct( callable $lookup ) {
+	public function __construct( callable $lookup, $option = null ) {
 		$this->signals           = $this->read_signals( $lookup( 'BANHAMMER_SIGNALS' ) );
 		$this->facility          = $this->read_facility( $lookup( 'BANHAMMER_SYSLOG_FACILITY' ) );
 		$this->ident             = $this->read_ident( $lookup( 'BANHAMMER_SYSLOG_IDENT' ) );
 		$this->host              = $this->read_host( $lookup( 'BANHAMMER_HOST' ) );
 		$this->trusted_proxies   = $this->read_proxies( $lookup( 'BANHAMMER_TRUSTED_PROXIES' ) );
 		$this->proxy_header      = $this->read_proxy_header( $lookup( 'BANHAMMER_PROXY_HEADER' ) );
+		$this->read_cdn_ranges( $lookup( 'BANHAMMER_CDN_RANGES' ), null !== $option ? $option( self::CDN_RANGES_OPTION ) : null );
 		$this->blocked_usernames = $this->read_blocked( $lookup( 'BANHAMMER_BLOCKED_USERNAMES' ) );
 		$this->socket_path       = $this->read_socket( $lookup( 'BANHAMMER_SOCKET' ) );
 	}
@@ -341,7 +372,37 @@ final class Banhammer_Config {
 			$this->problems[] = 'BANHAMMER_PROXY_HEADER: not a header name (expected X-Forwarded-For, CF-Connecting-IP ...)';
 			return Banhammer_Address_Resolver::FORWARDED_FOR;
 		}
+		if ( Banhammer_Address_Resolver::is_unsupported( $value ) ) {
+			$this->problems[] = 'BANHAMMER_PROXY_HEADER: the Forwarded header (RFC 7239) is not supported; X-Forwarded-For is read';
+			return Banhammer_Address_Resolver::FORWARDED_FOR;
+		}
 		return $value;
+	}
+
+	/**
+	 * BANHAMMER_CDN_RANGES, else the option banhammer_cdn_ranges: a list or
+	 * text (one range a line, or separated by commas or blanks, "#" comments).
+	 * Entries are checked when the plugin builds the set.
+	 *
+	 * @param mixed $constant The constant's value.
+	 * @param mixed $option   The option's value.
+	 */
+	private function read_cdn_ranges( $constant, $option ) {
+		$this->cdn_ranges_source = 'none';
+		$this->cdn_ranges        = array();
+		if ( null !== $constant && false !== $constant ) {
+			if ( ! is_string( $constant ) && ! is_array( $constant ) ) {
+				$this->problems[] = 'BANHAMMER_CDN_RANGES: expected a string or an array of ranges';
+				return;
+			}
+			$this->cdn_ranges_source = 'constant';
+			$this->cdn_ranges        = Banhammer_Network_Set::entries( $constant );
+			return;
+		}
+		if ( is_string( $option ) && '' !== trim( $option ) ) {
+			$this->cdn_ranges_source = 'option';
+			$this->cdn_ranges        = Banhammer_Network_Set::entries( $option );
+		}
 	}
 
 	/**

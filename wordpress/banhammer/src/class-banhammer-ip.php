@@ -8,6 +8,14 @@
  * plain IPv4 (it is the same client, and a ban must hit it whichever way the
  * web server reported it).
  *
+ * Syntax is PHP's filter_var(), which refuses what is not written the one
+ * unambiguous way: IPv4 with leading zeros ("06.6.6.6", octal to some
+ * parsers), partial forms ("6.6"), non-ASCII digits, zone ids ("fe80::1%eth0").
+ * On top of that, client() refuses addresses no client can send from: the
+ * unspecified ones (0.0.0.0/8, ::), multicast (224.0.0.0/4, ff00::/8) and the
+ * broadcast address 255.255.255.255. Such a "client" only ever comes from
+ * text someone wrote, never from a connection.
+ *
  * @package Banhammer
  * @license MIT OR Apache-2.0
  */
@@ -36,6 +44,38 @@ final class Banhammer_Ip {
 			return null;
 		}
 		return 4 === strlen( $packed ) ? (string) inet_ntop( $packed ) : self::format_ipv6( $packed );
+	}
+
+	/**
+	 * The canonical text of an address that can be a client (see the top), or
+	 * null.
+	 *
+	 * @param mixed $text Candidate address.
+	 * @return string|null
+	 */
+	public static function client( $text ) {
+		$packed = self::to_packed( $text );
+		if ( null === $packed || ! self::is_usable( $packed ) ) {
+			return null;
+		}
+		return 4 === strlen( $packed ) ? (string) inet_ntop( $packed ) : self::format_ipv6( $packed );
+	}
+
+	/**
+	 * Whether a packed address (4 or 16 bytes, mapped IPv4 already unmapped)
+	 * can be the source of a connection.
+	 *
+	 * @param string $packed Address.
+	 * @return bool
+	 */
+	public static function is_usable( $packed ) {
+		$first = ord( $packed[0] );
+		if ( 4 === strlen( $packed ) ) {
+			// 0.0.0.0/8 "this network", 224.0.0.0/4 multicast, limited broadcast.
+			return 0 !== $first && 224 !== ( $first & 0xf0 ) && "\xff\xff\xff\xff" !== $packed;
+		}
+		// :: unspecified, ff00::/8 multicast.
+		return str_repeat( "\0", 16 ) !== $packed && 0xff !== $first;
 	}
 
 	/**

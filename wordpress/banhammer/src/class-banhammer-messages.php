@@ -17,8 +17,9 @@
  *                     User enumeration (REST /wp/v2/users) from ADDRESS             wordpress-enum
  *   blocked_username  Login attempt with blocked username USER from ADDRESS         wordpress-enum
  *
- * Each method returns null when the address is not a valid one: no line is
- * better than a line that blames the wrong host.
+ * Each method returns null when the address is not a valid one, or one no
+ * client can send from (0.0.0.0, multicast, broadcast): no line is better
+ * than a line that blames the wrong host.
  *
  * @package Banhammer
  * @license MIT OR Apache-2.0
@@ -106,14 +107,15 @@ final class Banhammer_Messages {
 	}
 
 	/**
-	 * "$text from $address", or null if $address is not an address.
+	 * "$text from $address", or null if $address is not an address a client
+	 * can send from (Banhammer_Ip::client(): not 0.0.0.0, multicast ...).
 	 *
 	 * @param string $text    Start of the line.
 	 * @param mixed  $address Client address.
 	 * @return string|null
 	 */
 	private static function line( $text, $address ) {
-		$address = Banhammer_Ip::normalize( $address );
+		$address = Banhammer_Ip::client( $address );
 		return null === $address ? null : $text . ' from ' . $address;
 	}
 }

@@ -1,11 +1,15 @@
 <?php
 /**
- * A set of networks (addresses and CIDR blocks): the trusted proxies.
+ * A set of networks (addresses and CIDR blocks): the trusted proxies, the
+ * CDN's ranges.
  *
  * Built once per request from the site's configuration; answers "is this
  * address one of ours?" for the address resolver. Entries that are not an
  * address or a CIDR block are kept aside (invalid_entries()) instead of being
- * guessed at: a typo must not silently trust half the Internet.
+ * guessed at: a typo must not silently trust half the Internet. A list given
+ * as text may carry "#" comments (to the end of the line), so a CDN's
+ * published list can be pasted with a note on where it came from. At most
+ * MAX_ENTRIES networks are kept; the rest are listed as invalid.
  *
  * @package Banhammer
  * @license MIT OR Apache-2.0
@@ -17,9 +21,15 @@
 final class Banhammer_Network_Set {
 
 	/**
-	 * Networks as array( packed network address, prefix length ).
+	 * Most networks kept: far more than any CDN publishes (Cloudflare: 22,
+	 * CloudFront: about 150), few enough that a lookup stays cheap.
+	 */
+	const MAX_ENTRIES = 1000;
+
+	/**
+	 * Networks as array( packed network address, packed netmask ).
 	 *
-	 * @var array<int, array{0: string, 1: int}>
+	 * @var array<int, array{0: string, 1: string}>
 	 */
 	private $networks = array();
 
@@ -36,14 +46,30 @@ final class Banhammer_Network_Set {
 	 * @param string|string[] $entries "192.0.2.1 10.0.0.0/8, 2001:db8::/32" or a list.
 	 */
 	public function __construct( $entries ) {
-		foreach ( self::split_list( $entries ) as $entry ) {
+		foreach ( self::entries( $entries ) as $entry ) {
 			$network = self::parse_network( $entry );
 			if ( null === $network ) {
 				$this->invalid[] = $entry;
+			} elseif ( count( $this->networks ) >= self::MAX_ENTRIES ) {
+				$this->invalid[] = $entry . ' (more than ' . self::MAX_ENTRIES . ' entries)';
 			} else {
 				$this->networks[] = $network;
 			}
 		}
+	}
+
+	/**
+	 * The entries of an address list: an array, or text separated by commas
+	 * and blanks with "#" comments to the end of a line.
+	 *
+	 * @param mixed $value List.
+	 * @return string[]
+	 */
+	public static function entries( $value ) {
+		if ( is_string( $value ) ) {
+			$value = (string) preg_replace( '/#[^\r\n]*/', '', $value );
+		}
+		return self::split_list( $value );
 	}
 
 	/**
@@ -86,7 +112,8 @@ final class Banhammer_Network_Set {
 			return false;
 		}
 		foreach ( $this->networks as $network ) {
-			if ( self::in_network( $packed, $network[0], $network[1] ) ) {
+			// Same family only: a 4-byte address never matches a 16-byte network.
+			if ( strlen( $packed ) === strlen( $network[0] ) && ( $packed & $network[1] ) === $network[0] ) {
 				return true;
 			}
 		}
@@ -103,6 +130,15 @@ final class Banhammer_Network_Set {
 	}
 
 	/**
+	 * How many networks the set holds.
+	 *
+	 * @return int
+	 */
+	public function count() {
+		return count( $this->networks );
+	}
+
+	/**
 	 * Entries that are neither an address nor a CIDR block.
 	 *
 	 * @return string[]
@@ -112,11 +148,12 @@ final class Banhammer_Network_Set {
 	}
 
 	/**
-	 * "a.b.c.d", "a.b.c.d/n", "v6", "v6/n" as array( packed network, prefix ).
-	 * Host bits below the prefix are cleared ("10.1.2.3/8" is 10.0.0.0/8).
+	 * "a.b.c.d", "a.b.c.d/n", "v6", "v6/n" as array( packed network, packed
+	 * netmask ). Host bits below the prefix are cleared ("10.1.2.3/8" is
+	 * 10.0.0.0/8).
 	 *
 	 * @param string $entry One entry.
-	 * @return array{0: string, 1: int}|null
+	 * @return array{0: string, 1: string}|null
 	 */
 	private static function parse_network( $entry ) {
 		$prefix = null;
@@ -148,37 +185,22 @@ final class Banhammer_Network_Set {
 		if ( $prefix > $max ) {
 			return null;
 		}
-		return array( self::mask( $packed, $prefix ), $prefix );
+		$mask = self::netmask( strlen( $packed ), $prefix );
+		return array( $packed & $mask, $mask );
 	}
 
 	/**
-	 * Whether $packed lies in the network $network/$prefix (same family only).
+	 * The netmask of a prefix: $prefix one bits, then zeros, $bytes long.
 	 *
-	 * @param string $packed  Address, packed.
-	 * @param string $network Network address, packed.
-	 * @param int    $prefix  Prefix length.
-	 * @return bool
-	 */
-	private static function in_network( $packed, $network, $prefix ) {
-		if ( strlen( $packed ) !== strlen( $network ) ) {
-			return false;
-		}
-		return self::mask( $packed, $prefix ) === $network;
-	}
-
-	/**
-	 * $packed with every bit after the first $prefix cleared.
-	 *
-	 * @param string $packed Address, packed.
-	 * @param int    $prefix Bits to keep.
+	 * @param int $bytes  4 or 16.
+	 * @param int $prefix Bits set.
 	 * @return string
 	 */
-	private static function mask( $packed, $prefix ) {
+	private static function netmask( $bytes, $prefix ) {
 		$out = '';
-		$len = strlen( $packed );
-		for ( $i = 0; $i < $len; $i++ ) {
+		for ( $i = 0; $i < $bytes; $i++ ) {
 			$keep = max( 0, min( 8, $prefix - 8 * $i ) );
-			$out .= chr( ord( $packed[ $i ] ) & ( ( 0xff << ( 8 - $keep ) ) & 0xff ) );
+			$out .= chr( ( 0xff << ( 8 - $keep ) ) & 0xff );
 		}
 		return $out;
 	}

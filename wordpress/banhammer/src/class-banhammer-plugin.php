@@ -19,7 +19,11 @@
  *   enumeration       template_redirect, priority 1           anonymous /?author=N (before the redirect)
  *                     rest_pre_dispatch                       anonymous REST /wp/v2/users
  *
- * Settings that could not be used are listed to administrators (admin_notices).
+ * Administrators (manage_options) see, in admin_notices, the settings that
+ * could not be used and failed sends to banhammer's socket
+ * (Banhammer_Socket_Alert, dismissed through admin_init); Settings > banhammer
+ * (Banhammer_Settings_Page) holds the CDN's ranges, which the
+ * banhammer_cdn_ranges filter may change.
  *
  * @package Banhammer
  * @license MIT OR Apache-2.0
@@ -38,11 +42,26 @@ final class Banhammer_Plugin {
 	private $config;
 
 	/**
-	 * Client address resolution.
+	 * Client address resolution, made on first use (the CDN ranges go through
+	 * a filter other plugins may add after this one is loaded).
 	 *
-	 * @var Banhammer_Address_Resolver
+	 * @var Banhammer_Address_Resolver|null
 	 */
-	private $resolver;
+	private $resolver = null;
+
+	/**
+	 * The CDN's ranges in use, made on first use.
+	 *
+	 * @var Banhammer_Network_Set|null
+	 */
+	private $cdn = null;
+
+	/**
+	 * Failed sends to the socket, for administrators.
+	 *
+	 * @var Banhammer_Socket_Alert
+	 */
+	private $alert;
 
 	/**
 	 * Message sink, made on first use (it needs home_url()).
@@ -82,15 +101,19 @@ final class Banhammer_Plugin {
 	/**
 	 * Constructor.
 	 *
-	 * @param Banhammer_Config      $config Settings.
-	 * @param array                 $server The request's $_SERVER.
-	 * @param Banhammer_Logger|null $logger Sink (default: made from $config on first use).
+	 * @param Banhammer_Config            $config Settings.
+	 * @param array                       $server The request's $_SERVER.
+	 * @param Banhammer_Logger|null       $logger Sink (default: made from $config on first use).
+	 * @param Banhammer_Socket_Alert|null $alert  Failed sends (default: a new one).
 	 */
-	public function __construct( Banhammer_Config $config, array $server, $logger = null ) {
-		$this->config   = $config;
-		$this->server   = $server;
-		$this->logger   = $logger;
-		$this->resolver = new Banhammer_Address_Resolver( $config->trusted_proxies, $config->proxy_header );
+	public function __construct( Banhammer_Config $config, array $server, $logger = null, $alert = null ) {
+		$this->config = $config;
+		$this->server = $server;
+		$this->logger = $logger;
+		$this->alert  = $alert instanceof Banhammer_Socket_Alert ? $alert : new Banhammer_Socket_Alert();
+		if ( $logger instanceof Banhammer_Logger ) {
+			$logger->set_failure_handler( array( $this->alert, 'record' ) );
+		}
 	}
 
 	/**
@@ -112,9 +135,9 @@ final class Banhammer_Plugin {
 	 */
 	public function register() {
 		$config = $this->config;
-		if ( array() !== $config->problems() ) {
-			add_action( 'admin_notices', array( $this, 'on_admin_notices' ), 10, 0 );
-		}
+		add_action( 'admin_notices', array( $this, 'on_admin_notices' ), 10, 0 );
+		add_action( 'admin_init', array( $this, 'on_admin_init' ), 10, 0 );
+		( new Banhammer_Settings_Page( $config, array( $this, 'cdn_ranges' ) ) )->register();
 		if ( $config->enabled( 'auth' ) || $config->enabled( 'multicall' ) || $config->enabled( 'blocked_username' ) ) {
 			add_action( 'wp_login_failed', array( $this, 'on_login_failed' ), 10, 1 );
 		}
@@ -222,17 +245,76 @@ final class Banhammer_Plugin {
 	}
 
 	/**
-	 * Action admin_notices: tell administrators which settings were ignored.
+	 * Action admin_notices: tell administrators which settings were ignored,
+	 * and that sends to banhammer's socket failed.
 	 */
 	public function on_admin_notices() {
 		if ( ! current_user_can( 'manage_options' ) ) {
 			return;
 		}
-		echo '<div class="notice notice-warning"><p><strong>banhammer:</strong> settings in wp-config.php that were ignored:</p><ul>';
-		foreach ( $this->config->problems() as $problem ) {
-			echo '<li>' . esc_html( $problem ) . '</li>';
+		$problems = $this->problems();
+		if ( array() !== $problems ) {
+			echo '<div class="notice notice-warning"><p><strong>banhammer:</strong> settings that were ignored or need attention:</p><ul>';
+			foreach ( $problems as $problem ) {
+				echo '<li>' . esc_html( $problem ) . '</li>';
+			}
+			echo '</ul></div>';
 		}
-		echo '</ul></div>';
+		$failure = $this->alert->current();
+		if ( null !== $failure ) {
+			$dismiss = wp_nonce_url( add_query_arg( Banhammer_Socket_Alert::DISMISS_ARG, '1' ), Banhammer_Socket_Alert::NONCE_ACTION );
+			echo Banhammer_Socket_Alert::render( $failure, $dismiss ); // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- render() escapes every part.
+		}
+	}
+
+	/**
+	 * Action admin_init: the socket notice's dismiss link.
+	 */
+	public function on_admin_init() {
+		// phpcs:disable WordPress.Security.NonceVerification.Recommended -- the nonce is verified here.
+		if ( ! isset( $_GET[ Banhammer_Socket_Alert::DISMISS_ARG ], $_GET['_wpnonce'] ) || ! current_user_can( 'manage_options' ) ) {
+			return;
+		}
+		$nonce = sanitize_text_field( wp_unslash( $_GET['_wpnonce'] ) );
+		// phpcs:enable
+		if ( wp_verify_nonce( $nonce, Banhammer_Socket_Alert::NONCE_ACTION ) ) {
+			$this->alert->dismiss();
+		}
+	}
+
+	/**
+	 * Settings that could not be used, and settings that do not fit together,
+	 * one sentence each.
+	 *
+	 * @return string[]
+	 */
+	public function problems() {
+		$problems = $this->config->problems();
+		$cdn      = $this->cdn_ranges();
+		$source   = 'constant' === $this->config->cdn_ranges_source ? 'BANHAMMER_CDN_RANGES' : 'CDN ranges';
+		foreach ( $cdn->invalid_entries() as $entry ) {
+			$problems[] = "$source: '$entry' is not an address or CIDR block (ignored)";
+		}
+		$header = $this->config->proxy_header;
+		if ( Banhammer_Address_Resolver::is_single_address( $header ) && 0 === $cdn->count() ) {
+			$problems[] = "BANHAMMER_PROXY_HEADER: $header is only read from your CDN's addresses, and no CDN ranges are set (Settings > banhammer, or BANHAMMER_CDN_RANGES): X-Forwarded-For is read instead";
+		}
+		return $problems;
+	}
+
+	/**
+	 * The CDN's ranges in use: the configured ones (constant, else option)
+	 * through the banhammer_cdn_ranges filter, which receives and may return
+	 * a list of ranges (or text).
+	 *
+	 * @return Banhammer_Network_Set
+	 */
+	public function cdn_ranges() {
+		if ( null === $this->cdn ) {
+			$ranges    = function_exists( 'apply_filters' ) ? apply_filters( 'banhammer_cdn_ranges', $this->config->cdn_ranges ) : $this->config->cdn_ranges;
+			$this->cdn = new Banhammer_Network_Set( is_string( $ranges ) || is_array( $ranges ) ? $ranges : array() );
+		}
+		return $this->cdn;
 	}
 
 	/**
@@ -267,6 +349,9 @@ final class Banhammer_Plugin {
 	 */
 	private function client_address() {
 		if ( ! $this->address_resolved ) {
+			if ( null === $this->resolver ) {
+				$this->resolver = new Banhammer_Address_Resolver( $this->config->trusted_proxies, $this->config->proxy_header, $this->cdn_ranges() );
+			}
 			$this->address          = $this->resolver->resolve( $this->server );
 			$this->address_resolved = true;
 		}
@@ -282,13 +367,14 @@ final class Banhammer_Plugin {
 		if ( null === $message ) {
 			return;
 		}
-		if ( null === $this->logger ) {
+		if ( ! $this->logger instanceof Banhammer_Logger ) {
 			$home         = function_exists( 'home_url' ) ? wp_parse_url( home_url(), PHP_URL_HOST ) : null;
 			$this->logger = new Banhammer_Logger(
 				$this->config->ident_for( is_string( $home ) ? $home : null ),
 				$this->config->facility,
 				$this->config->socket_path
 			);
+			$this->logger->set_failure_handler( array( $this->alert, 'record' ) );
 		}
 		$this->logger->log( $message );
 	}

@@ -15,4 +15,6 @@ require_once __DIR__ . '/class-banhammer-config.php';
 require_once __DIR__ . '/class-banhammer-detector.php';
 require_once __DIR__ . '/class-banhammer-syslog-datagram.php';
 require_once __DIR__ . '/class-banhammer-logger.php';
+require_once __DIR__ . '/class-banhammer-socket-alert.php';
+require_once __DIR__ . '/class-banhammer-settings-page.php';
 require_once __DIR__ . '/class-banhammer-plugin.php';

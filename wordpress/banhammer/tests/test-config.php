@@ -116,6 +116,53 @@ final class Test_Banhammer_Config extends TestCase {
 		$bad = self::config( array( 'BANHAMMER_PROXY_HEADER' => 'HTTP_X_FORWARDED_FOR: 1' ) );
 		$this->assertSame( 'X-Forwarded-For', $bad->proxy_header );
 		$this->assertCount( 1, $bad->problems() );
+		// RFC 7239 is not read.
+		$forwarded = self::config( array( 'BANHAMMER_PROXY_HEADER' => 'forwarded' ) );
+		$this->assertSame( 'X-Forwarded-For', $forwarded->proxy_header );
+		$this->assertStringContainsString( 'RFC 7239', $forwarded->problems()[0] );
+	}
+
+	/**
+	 * The CDN's ranges: the constant, else the option; the entries as
+	 * written, comments gone (checked when the plugin builds the set).
+	 */
+	public function test_cdn_ranges() {
+		$option = static function ( $name ) {
+			return 'banhammer_cdn_ranges' === $name ? "# Cloudflare\n173.245.48.0/20\n2400:cb00::/32 # v6\n" : null;
+		};
+		$none   = self::config();
+		$this->assertSame( array(), $none->cdn_ranges );
+		$this->assertSame( 'none', $none->cdn_ranges_source );
+		$from_option = new Banhammer_Config(
+			static function () {
+				return null;
+			},
+			$option
+		);
+		$this->assertSame( array( '173.245.48.0/20', '2400:cb00::/32' ), $from_option->cdn_ranges );
+		$this->assertSame( 'option', $from_option->cdn_ranges_source );
+		$from_constant = new Banhammer_Config(
+			static function ( $name ) {
+				return 'BANHAMMER_CDN_RANGES' === $name ? array( '192.0.2.0/24', 'junk' ) : null;
+			},
+			$option
+		);
+		$this->assertSame( array( '192.0.2.0/24', 'junk' ), $from_constant->cdn_ranges );
+		$this->assertSame( 'constant', $from_constant->cdn_ranges_source );
+		$this->assertSame( array(), $from_constant->problems() );
+		$wrong = self::config( array( 'BANHAMMER_CDN_RANGES' => 42 ) );
+		$this->assertSame( array(), $wrong->cdn_ranges );
+		$this->assertStringContainsString( 'BANHAMMER_CDN_RANGES: expected a string or an array', $wrong->problems()[0] );
+		// An option that is not text (another plugin's doing) is ignored.
+		$odd = new Banhammer_Config(
+			static function () {
+				return null;
+			},
+			static function () {
+				return array( '1.2.3.4' );
+			}
+		);
+		$this->assertSame( 'none', $odd->cdn_ranges_source );
 	}
 
 	/**

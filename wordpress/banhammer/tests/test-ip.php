@@ -90,6 +90,16 @@ final class Test_Banhammer_Ip extends TestCase {
 			array( '192.0.2.256' ),
 			array( '192.0.2' ),
 			array( '01.2.3.4' ),
+			array( '1.2.3.04' ),
+			array( '6.6' ),
+			array( '6' ),
+			array( '0x6.6.6.6' ),
+			array( '6.6.6.6.' ),
+			array( "\u{0666}.6.6.6" ),
+			array( "\u{ff16}.6.6.6" ),
+			array( '::ffff:06.6.6.6' ),
+			array( 'fe80::1%25eth0' ),
+			array( '6.6.6.6%eth0' ),
 			array( '192.0.2.1:80' ),
 			array( '[2001:db8::1]' ),
 			array( 'fe80::1%eth0' ),
@@ -162,5 +172,35 @@ final class Test_Banhammer_Ip extends TestCase {
 	 */
 	public function test_from_forwarded( $in, $out ) {
 		$this->assertSame( $out, Banhammer_Ip::from_forwarded( $in ) );
+	}
+
+	/**
+	 * Addresses no client can send from are refused by client() (they stay
+	 * valid syntax for normalize(), which also reads network blocks).
+	 */
+	public function test_client_refuses_unusable_addresses() {
+		$unusable = array( '0.0.0.0', '0.255.255.255', '::', '::ffff:0.0.0.0', '224.0.0.1', '239.255.255.255', 'ff02::1', 'ff0e::1', '255.255.255.255', '::ffff:255.255.255.255' );
+		foreach ( $unusable as $address ) {
+			$this->assertNotNull( Banhammer_Ip::normalize( $address ), $address );
+			$this->assertNull( Banhammer_Ip::client( $address ), $address );
+		}
+		$usable = array(
+			'1.0.0.0'          => '1.0.0.0',
+			'223.255.255.255'  => '223.255.255.255',
+			'240.0.0.1'        => '240.0.0.1',
+			'255.255.255.254'  => '255.255.255.254',
+			'127.0.0.5'        => '127.0.0.5',
+			'::1'              => '::1',
+			'fe80::1'          => 'fe80::1',
+			'feff::1'          => 'feff::1',
+			'::ffff:192.0.2.1' => '192.0.2.1',
+			'2001:DB8::1'      => '2001:db8::1',
+		);
+		foreach ( $usable as $in => $out ) {
+			$this->assertSame( $out, Banhammer_Ip::client( (string) $in ), (string) $in );
+		}
+		foreach ( $this->invalid_addresses() as $case ) {
+			$this->assertNull( Banhammer_Ip::client( $case[0] ) );
+		}
 	}
 }

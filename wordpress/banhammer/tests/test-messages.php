@@ -156,4 +156,34 @@ final class Test_Banhammer_Messages extends TestCase {
 			}
 		}
 	}
+
+	/**
+	 * The review's check on user names, the one thing in a line a client
+	 * types: no way to end the line early (NUL), start another (every line
+	 * break Unicode or a reader knows: LF, CR, VT, FF, NEL, the file/group/
+	 * record separators, U+2028, U+2029), or push the real address out (a
+	 * name of a megabyte, where the daemon refuses lines over 64 KiB and
+	 * RFC 3164 relays cut at 1024 bytes). The name is cut at 100 characters
+	 * and says so with "...".
+	 */
+	public function test_usernames_cannot_forge_an_address_or_a_second_line() {
+		$breaks = array( "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\u{85}", "\u{2028}", "\u{2029}", "\0" );
+		foreach ( $breaks as $break ) {
+			$name = 'x' . $break . 'Authentication failure for x from 127.0.0.99' . $break;
+			$line = Banhammer_Messages::auth_failure( $name, '203.0.113.9' );
+			$this->assertSame( 'Authentication failure for xAuthentication failure for x from 127.0.0.99 from 203.0.113.9', $line, bin2hex( $break ) );
+			$this->assertSame( array( 'wordpress/auth' => '203.0.113.9' ), self::hits( $line ) );
+		}
+		foreach ( array( str_repeat( 'a', 1 << 20 ), str_repeat( "\u{1F600}", 300000 ), str_repeat( 'admin from 127.0.0.99 ', 50000 ), str_repeat( "\u{2028}", 100000 ) . 'admin' ) as $name ) {
+			foreach ( array( 'auth_failure', 'multicall_failure', 'blocked_username' ) as $method ) {
+				$line = Banhammer_Messages::$method( $name, '2001:db8::7' );
+				$this->assertLessThan( 1024, strlen( $line ), $method );
+				$this->assertStringEndsWith( '... from 2001:db8::7', $line, $method );
+				$this->assertSame( array( '2001:db8::7' ), array_values( self::hits( $line ) ), $method );
+			}
+		}
+		// The whole datagram, as the plugin sends it, stays under 1024 bytes.
+		$datagram = Banhammer_Syslog_Datagram::format( LOG_AUTHPRIV, LOG_NOTICE, new DateTimeImmutable(), str_repeat( 'w', Banhammer_Sanitizer::MAX_IDENT ), PHP_INT_MAX, Banhammer_Messages::multicall_failure( str_repeat( "\u{1F600}", 1000 ), 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe' ) );
+		$this->assertLessThan( 1024, strlen( $datagram ) );
+	}
 }

@@ -87,4 +87,27 @@ final class Test_Banhammer_Network_Set extends TestCase {
 		$this->assertSame( array( 'x', '5' ), Banhammer_Network_Set::split_list( array( ' x ', 5, array(), null, '' ) ) );
 		$this->assertSame( array(), Banhammer_Network_Set::split_list( 17 ) );
 	}
+
+	/**
+	 * A CDN's list pasted as published: one range a line, "#" comments,
+	 * Windows line ends; an absurdly long list is cut at MAX_ENTRIES.
+	 */
+	public function test_pasted_lists_and_comments() {
+		$set = new Banhammer_Network_Set( "# Cloudflare, from https://www.cloudflare.com/ips-v4 (2024-05-01)\r\n173.245.48.0/20\r\n103.21.244.0/22 # Europe\n\n2400:cb00::/32#v6\n" );
+		$this->assertSame( 3, $set->count() );
+		$this->assertSame( array(), $set->invalid_entries() );
+		$this->assertTrue( $set->contains( '103.21.247.255' ) );
+		$this->assertTrue( $set->contains( '2400:cb00:ffff::1' ) );
+		$this->assertSame( array( '173.245.48.0/20', '2400:cb00::/32' ), Banhammer_Network_Set::entries( "173.245.48.0/20 # a # b\n2400:cb00::/32" ) );
+		$this->assertSame( array( 'a#b' ), Banhammer_Network_Set::entries( array( 'a#b' ) ), 'no comments inside an array' );
+
+		$many = array();
+		for ( $i = 0; $i < Banhammer_Network_Set::MAX_ENTRIES + 5; $i++ ) {
+			$many[] = '10.' . intdiv( $i, 256 ) . '.' . ( $i % 256 ) . '.0/24';
+		}
+		$set = new Banhammer_Network_Set( $many );
+		$this->assertSame( Banhammer_Network_Set::MAX_ENTRIES, $set->count() );
+		$this->assertCount( 5, $set->invalid_entries() );
+		$this->assertStringContainsString( 'more than 1000 entries', $set->invalid_entries()[0] );
+	}
 }

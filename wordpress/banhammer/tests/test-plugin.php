@@ -37,14 +37,57 @@ final class Test_Banhammer_Plugin extends TestCase {
 	 * @return Banhammer_Plugin
 	 */
 	private function plugin( array $constants = array(), array $server = array( 'REMOTE_ADDR' => '203.0.113.9' ) ) {
-		$config = new Banhammer_Config(
-			static function ( $name ) use ( $constants ) {
-				return array_key_exists( $name, $constants ) ? $constants[ $name ] : null;
-			}
-		);
-		$plugin = new Banhammer_Plugin( $config, $server, $this->logger );
+		$plugin = new Banhammer_Plugin( self::config( $constants ), $server, $this->logger );
 		$plugin->register();
 		return $plugin;
+	}
+
+	/**
+	 * Settings from these constants and the stubbed options.
+	 *
+	 * @param array $constants wp-config.php constants.
+	 * @return Banhammer_Config
+	 */
+	private static function config( array $constants = array() ) {
+		return new Banhammer_Config(
+			static function ( $name ) use ( $constants ) {
+				return array_key_exists( $name, $constants ) ? $constants[ $name ] : null;
+			},
+			static function ( $name ) {
+				return get_option( $name, null );
+			}
+		);
+	}
+
+	/**
+	 * The hooks added, as "hook@priority/args", sorted; without the admin
+	 * screens' hooks when $signals_only.
+	 *
+	 * @param bool $signals_only Leave out admin_*.
+	 * @return string[]
+	 */
+	private static function hooks( $signals_only = false ) {
+		$seen = array();
+		foreach ( Banhammer_Test_WP::$hooks as $hook => $callbacks ) {
+			foreach ( $callbacks as $cb ) {
+				if ( ! $signals_only || 0 !== strpos( $hook, 'admin_' ) ) {
+					$seen[] = $hook . '@' . $cb[0] . '/' . $cb[3];
+				}
+			}
+		}
+		sort( $seen );
+		return $seen;
+	}
+
+	/**
+	 * What admin_notices prints.
+	 *
+	 * @return string
+	 */
+	private static function notices() {
+		ob_start();
+		do_action( 'admin_notices' );
+		return (string) ob_get_clean();
 	}
 
 	/**
@@ -52,16 +95,19 @@ final class Test_Banhammer_Plugin extends TestCase {
 	 */
 	public function test_hooks_registered() {
 		$this->plugin();
-		$seen = array();
-		foreach ( Banhammer_Test_WP::$hooks as $hook => $callbacks ) {
-			foreach ( $callbacks as $cb ) {
-				$seen[] = $hook . '@' . $cb[0] . '/' . $cb[3];
-			}
-		}
-		sort( $seen );
 		$this->assertSame(
-			array( 'rest_pre_dispatch@10/3', 'template_redirect@1/0', 'wp_login_failed@10/1', 'xmlrpc_call@10/1', 'xmlrpc_pingback_error@1/1' ),
-			$seen
+			array(
+				'admin_init@10/0',
+				'admin_init@10/0',
+				'admin_menu@10/0',
+				'admin_notices@10/0',
+				'rest_pre_dispatch@10/3',
+				'template_redirect@1/0',
+				'wp_login_failed@10/1',
+				'xmlrpc_call@10/1',
+				'xmlrpc_pingback_error@1/1',
+			),
+			self::hooks()
 		);
 	}
 
@@ -70,10 +116,10 @@ final class Test_Banhammer_Plugin extends TestCase {
 	 */
 	public function test_signals_off() {
 		$this->plugin( array( 'BANHAMMER_SIGNALS' => 'pingback_error' ) );
-		$this->assertSame( array( 'xmlrpc_pingback_error' ), array_keys( Banhammer_Test_WP::$hooks ) );
+		$this->assertSame( array( 'xmlrpc_pingback_error@1/1' ), self::hooks( true ) );
 		Banhammer_Test_WP::reset();
 		$this->plugin( array( 'BANHAMMER_SIGNALS' => false ) );
-		$this->assertSame( array(), Banhammer_Test_WP::$hooks );
+		$this->assertSame( array(), self::hooks( true ) );
 	}
 
 	/**
@@ -81,19 +127,18 @@ final class Test_Banhammer_Plugin extends TestCase {
 	 */
 	public function test_admin_notice() {
 		$this->plugin( array( 'BANHAMMER_TRUSTED_PROXIES' => '<b>proxy</b>' ) );
-		$this->assertArrayHasKey( 'admin_notices', Banhammer_Test_WP::$hooks );
-		ob_start();
-		do_action( 'admin_notices' );
-		$this->assertSame( '', ob_get_clean(), 'not for visitors' );
+		$this->assertSame( '', self::notices(), 'not for visitors' );
 		Banhammer_Test_WP::$logged_in = true;
-		ob_start();
-		do_action( 'admin_notices' );
-		$html = ob_get_clean();
+		Banhammer_Test_WP::$caps      = array( 'edit_posts' );
+		$this->assertSame( '', self::notices(), 'not for users who cannot manage options' );
+		Banhammer_Test_WP::$caps = array( 'manage_options' );
+		$html                    = self::notices();
 		$this->assertStringContainsString( '&lt;b&gt;proxy&lt;/b&gt;', $html );
 		$this->assertStringNotContainsString( '<b>proxy', $html );
 		Banhammer_Test_WP::reset();
 		$this->plugin();
-		$this->assertArrayNotHasKey( 'admin_notices', Banhammer_Test_WP::$hooks );
+		Banhammer_Test_WP::$logged_in = true;
+		$this->assertSame( '', self::notices(), 'nothing to say' );
 	}
 
 	/**
@@ -291,5 +336,341 @@ final class Test_Banhammer_Plugin extends TestCase {
 		unlink( $path );
 		rmdir( $dir );
 		$this->assertMatchesRegularExpression( '/^<85>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d wordpress\(shop\.example\.org\)\[\d+\]: Authentication failure for alice from 192\.0\.2\.1$/', $buf );
+	}
+
+	/**
+	 * The finding through the plugin: behind a trusted local nginx, a
+	 * CF-Connecting-IP the client wrote itself is not logged; the CDN's ranges
+	 * come from the constant, else the option (Settings > banhammer), through
+	 * the banhammer_cdn_ranges filter.
+	 */
+	public function test_cf_connecting_ip_from_a_client_behind_a_trusted_proxy_is_ignored() {
+		$constants = array(
+			'BANHAMMER_TRUSTED_PROXIES' => '127.0.0.1',
+			'BANHAMMER_PROXY_HEADER'    => 'CF-Connecting-IP',
+		);
+		$spoofed   = array(
+			'REMOTE_ADDR'           => '127.0.0.1',
+			'HTTP_X_FORWARDED_FOR'  => '203.0.113.9',
+			'HTTP_CF_CONNECTING_IP' => '6.6.6.6',
+		);
+		$via_cdn   = array(
+			'REMOTE_ADDR'           => '127.0.0.1',
+			'HTTP_X_FORWARDED_FOR'  => '198.51.100.1, 173.245.48.7',
+			'HTTP_CF_CONNECTING_IP' => '198.51.100.2',
+		);
+		$cases     = array(
+			// Without ranges the CDN's edge is just the client nginx saw.
+			'no ranges'       => array( array(), array(), '173.245.48.7' ),
+			'constant'        => array( array( 'BANHAMMER_CDN_RANGES' => "# Cloudflare\n173.245.48.0/20\n2400:cb00::/32" ), array(), '198.51.100.2' ),
+			'option'          => array( array(), array( 'banhammer_cdn_ranges' => "173.245.48.0/20\r\n" ), '198.51.100.2' ),
+			'constant wins'   => array( array( 'BANHAMMER_CDN_RANGES' => '192.0.2.0/24' ), array( 'banhammer_cdn_ranges' => '173.245.48.0/20' ), '173.245.48.7' ),
+			'constant, array' => array( array( 'BANHAMMER_CDN_RANGES' => array( '173.245.48.0/20' ) ), array(), '198.51.100.2' ),
+		);
+		foreach ( $cases as $name => $case ) {
+			foreach ( array( array( $spoofed, '203.0.113.9' ), array( $via_cdn, $case[2] ) ) as $request ) {
+				Banhammer_Test_WP::reset();
+				Banhammer_Test_WP::$options = $case[1];
+				$this->logger->lines        = array();
+				$this->plugin( $constants + $case[0], $request[0] );
+				do_action( 'wp_login_failed', 'alice' );
+				$this->assertSame( array( 'Authentication failure for alice from ' . $request[1] ), $this->logger->lines, $name );
+			}
+		}
+		// The filter sees the configured list and may replace it.
+		Banhammer_Test_WP::reset();
+		$this->logger->lines = array();
+		$seen                = null;
+		add_filter(
+			'banhammer_cdn_ranges',
+			static function ( $ranges ) use ( &$seen ) {
+				$seen = $ranges;
+				return array_merge( $ranges, array( '173.245.48.0/20' ) );
+			}
+		);
+		$this->plugin( $constants + array( 'BANHAMMER_CDN_RANGES' => '192.0.2.0/24 # a note' ), $via_cdn );
+		do_action( 'wp_login_failed', 'alice' );
+		$this->assertSame( array( '192.0.2.0/24' ), $seen );
+		$this->assertSame( array( 'Authentication failure for alice from 198.51.100.2' ), $this->logger->lines );
+	}
+
+	/**
+	 * A CDN header without CDN ranges, and ranges that cannot be read, are
+	 * told to administrators.
+	 */
+	public function test_cdn_header_without_ranges_is_told_to_administrators() {
+		$this->plugin( array( 'BANHAMMER_PROXY_HEADER' => 'CF-Connecting-IP' ) );
+		Banhammer_Test_WP::$logged_in = true;
+		$this->assertStringContainsString( 'CF-Connecting-IP is only read from your CDN&#039;s addresses, and no CDN ranges are set', self::notices() );
+		Banhammer_Test_WP::reset();
+		Banhammer_Test_WP::$options = array( 'banhammer_cdn_ranges' => "173.245.48.0/20\n<script>/8" );
+		$this->plugin( array( 'BANHAMMER_PROXY_HEADER' => 'CF-Connecting-IP' ) );
+		Banhammer_Test_WP::$logged_in = true;
+		$html                         = self::notices();
+		$this->assertStringNotContainsString( 'no CDN ranges are set', $html );
+		$this->assertStringContainsString( 'CDN ranges: &#039;&lt;script&gt;/8&#039; is not an address or CIDR block', $html );
+		Banhammer_Test_WP::reset();
+		$this->plugin( array( 'BANHAMMER_PROXY_HEADER' => 'Forwarded' ) );
+		Banhammer_Test_WP::$logged_in = true;
+		$this->assertStringContainsString( 'Forwarded header (RFC 7239) is not supported', self::notices() );
+	}
+
+	/**
+	 * A logger sending to $path, its syslog() fallback kept in $syslogged.
+	 *
+	 * @param string $path       Socket path.
+	 * @param array  $syslogged  Receives the fallback's messages.
+	 * @return Banhammer_Logger
+	 */
+	private static function socket_logger( $path, array &$syslogged ) {
+		return new Banhammer_Logger(
+			'wordpress(test)',
+			LOG_AUTHPRIV,
+			$path,
+			static function ( $ident, $facility, $message ) use ( &$syslogged ) {
+				$syslogged[] = $message;
+				return true;
+			},
+			static function () {
+				return new DateTimeImmutable( '2005-08-14 11:58:01' );
+			},
+			function_exists( 'socket_create' )
+		);
+	}
+
+	/**
+	 * The finding: a failed send to banhammer's socket was silent. Now the
+	 * record goes to syslog() and administrators see a notice with the path,
+	 * the error, the fallback and the fix, until they dismiss it.
+	 */
+	public function test_a_failed_socket_send_is_told_to_administrators() {
+		$path      = sys_get_temp_dir() . '/banhammer-missing-' . getmypid() . '-' . mt_rand() . '/syslog.sock';
+		$syslogged = array();
+		$now       = 1700000000;
+		$alert     = new Banhammer_Socket_Alert(
+			static function () use ( &$now ) {
+				return $now;
+			},
+			static function () {
+				return array(
+					'user'   => 'www-data',
+					'groups' => 'www-data',
+				);
+			}
+		);
+		$plugin    = new Banhammer_Plugin( self::config( array( 'BANHAMMER_SOCKET' => $path ) ), array( 'REMOTE_ADDR' => '203.0.113.9' ), self::socket_logger( $path, $syslogged ), $alert );
+		$plugin->register();
+		do_action( 'wp_login_failed', 'alice' );
+		$this->assertSame( array( 'Authentication failure for alice from 203.0.113.9' ), $syslogged, 'the record went to syslog()' );
+		$record = get_transient( Banhammer_Socket_Alert::TRANSIENT );
+		$this->assertSame( $path, $record['path'] );
+		$this->assertSame( 2, $record['errno'] );
+		$this->assertSame( 'No such file or directory', $record['error'] );
+		$this->assertTrue( $record['fallback'] );
+		$this->assertSame( 1, $record['count'] );
+		$this->assertSame( Banhammer_Socket_Alert::LIFETIME, Banhammer_Test_WP::$transient_writes[0][2] );
+
+		// Visitors and editors see nothing.
+		$this->assertSame( '', self::notices() );
+		Banhammer_Test_WP::$logged_in = true;
+		Banhammer_Test_WP::$caps      = array( 'edit_posts' );
+		$this->assertSame( '', self::notices() );
+		Banhammer_Test_WP::$caps = array( 'manage_options' );
+		$html                    = self::notices();
+		$this->assertStringContainsString( 'banhammer could not send to its syslog socket', $html );
+		$this->assertStringContainsString( '<code>' . $path . '</code>: No such file or directory (errno 2)', $html );
+		$this->assertStringContainsString( 'once since', $html );
+		$this->assertStringContainsString( 'Each record went to syslog() instead', $html );
+		$this->assertStringContainsString( 'The socket does not exist: banhammer is not running', $html );
+		$this->assertStringContainsString( 'backend = syslog[socket=' . $path . ']', $html );
+		$this->assertStringContainsString( 'banhammer-dismiss-socket-alert=1&amp;_wpnonce=nonce-banhammer-dismiss-socket-alert', $html );
+
+		// A wrong nonce, or a user who cannot manage options, dismisses nothing.
+		$_GET = array(
+			Banhammer_Socket_Alert::DISMISS_ARG => '1',
+			'_wpnonce'                          => 'nonce-other',
+		);
+		do_action( 'admin_init' );
+		$this->assertNotFalse( get_transient( Banhammer_Socket_Alert::TRANSIENT ) );
+		$_GET['_wpnonce']        = 'nonce-' . Banhammer_Socket_Alert::NONCE_ACTION;
+		Banhammer_Test_WP::$caps = array( 'edit_posts' );
+		do_action( 'admin_init' );
+		$this->assertNotFalse( get_transient( Banhammer_Socket_Alert::TRANSIENT ) );
+		// The administrator dismisses it.
+		Banhammer_Test_WP::$caps = array( 'manage_options' );
+		do_action( 'admin_init' );
+		$this->assertFalse( get_transient( Banhammer_Socket_Alert::TRANSIENT ) );
+		$this->assertSame( '', self::notices() );
+		$_GET = array();
+
+		// The next failure brings it back.
+		$now += 5;
+		do_action( 'wp_login_failed', 'alice' );
+		$this->assertStringContainsString( 'banhammer could not send to its syslog socket', self::notices() );
+	}
+
+	/**
+	 * Without the socket's permission: the notice names the user, its groups
+	 * and the socket's group requirement.
+	 */
+	public function test_a_socket_without_permission_is_told_with_the_group_to_join() {
+		$record = array(
+			'path'     => '/run/banhammer/syslog.sock',
+			'errno'    => 13,
+			'error'    => 'Permission denied',
+			'fallback' => true,
+			'first'    => 1700000000,
+			'last'     => 1700000100,
+			'written'  => 1700000100,
+			'count'    => 42,
+			'facts'    => array(
+				'user'      => 'www-data',
+				'groups'    => 'www-data',
+				'directory' => 'mode 0700, group root',
+			),
+		);
+		$html   = Banhammer_Socket_Alert::render( $record, '/wp-admin/?x=1' );
+		$this->assertStringContainsString( 'Permission denied (errno 13) &mdash; at least 42 times', $html );
+		$this->assertStringContainsString( 'PHP runs as www-data (groups: www-data).', $html );
+		$this->assertStringContainsString( 'the web server&#039;s user must be in the socket&#039;s group (banhammer&#039;s default: www-data)', $html );
+		$this->assertStringContainsString( 'The directory has mode 0700, group root. PHP cannot see into the directory.', $html );
+		// Lost records are said to be lost; everything is escaped.
+		$record['fallback'] = false;
+		$record['path']     = '/run/<b>x</b>.sock';
+		$record['error']    = '<i>boom</i>';
+		$html               = Banhammer_Socket_Alert::render( $record, '/wp-admin/?x=1&y="' );
+		$this->assertStringContainsString( 'syslog() did not take the records either: they were lost.', $html );
+		$this->assertStringNotContainsString( '<b>x', $html );
+		$this->assertStringNotContainsString( '<i>boom', $html );
+		$this->assertStringNotContainsString( 'y="', $html );
+	}
+
+	/**
+	 * Failed sends under attack cost at most one database write a minute
+	 * while the error stays the same; a new error is written at once.
+	 */
+	public function test_socket_failures_are_written_at_most_once_a_minute() {
+		$now     = 1700000000;
+		$clock   = static function () use ( &$now ) {
+			return $now;
+		};
+		$facts   = static function () {
+			return array();
+		};
+		$failure = array(
+			'path'     => '/run/banhammer/syslog.sock',
+			'errno'    => 13,
+			'error'    => 'Permission denied',
+			'fallback' => true,
+		);
+		$alert   = new Banhammer_Socket_Alert( $clock, $facts );
+		for ( $i = 0; $i < 1000; $i++ ) {
+			$alert->record( $failure );
+		}
+		$this->assertCount( 1, Banhammer_Test_WP::$transient_writes );
+		$now += 61;
+		$alert->record( $failure );
+		$this->assertCount( 2, Banhammer_Test_WP::$transient_writes );
+		$this->assertSame( 1001, get_transient( Banhammer_Socket_Alert::TRANSIENT )['count'], 'one request: every failure counted' );
+		// Other requests (new instances) within the minute: no write, the count a lower bound.
+		for ( $i = 0; $i < 100; $i++ ) {
+			( new Banhammer_Socket_Alert( $clock, $facts ) )->record( $failure );
+		}
+		$this->assertCount( 2, Banhammer_Test_WP::$transient_writes );
+		$now += 60;
+		( new Banhammer_Socket_Alert( $clock, $facts ) )->record( $failure );
+		$record = get_transient( Banhammer_Socket_Alert::TRANSIENT );
+		$this->assertSame( 1002, $record['count'] );
+		$this->assertSame( 1700000000, $record['first'] );
+		$this->assertSame( $now, $record['last'] );
+		// Another error: written at once, counted from one.
+		( new Banhammer_Socket_Alert( $clock, $facts ) )->record( array( 'errno' => 2, 'error' => 'No such file or directory' ) + $failure );
+		$record = get_transient( Banhammer_Socket_Alert::TRANSIENT );
+		$this->assertCount( 4, Banhammer_Test_WP::$transient_writes );
+		$this->assertSame( 2, $record['errno'] );
+		$this->assertSame( 1, $record['count'] );
+		$this->assertSame( $now, $record['first'] );
+		// Something else in the transient is not a record.
+		set_transient( Banhammer_Socket_Alert::TRANSIENT, array( 'path' => 5 ) );
+		$this->assertNull( ( new Banhammer_Socket_Alert( $clock, $facts ) )->current() );
+	}
+
+	/**
+	 * Settings > banhammer: the page, its option and its sanitiser.
+	 */
+	public function test_settings_page() {
+		Banhammer_Test_WP::$options = array( 'banhammer_cdn_ranges' => "# Cloudflare\n173.245.48.0/20\nnot-a-range" );
+		$this->plugin( array( 'BANHAMMER_PROXY_HEADER' => 'CF-Connecting-IP' ) );
+		do_action( 'admin_menu' );
+		do_action( 'admin_init' );
+		$this->assertSame( array( 'page', 'manage_options', 'banhammer' ), array_slice( Banhammer_Test_WP::$registered[0], 0, 3 ) );
+		$this->assertSame( array( 'setting', 'banhammer', 'banhammer_cdn_ranges' ), array_slice( Banhammer_Test_WP::$registered[1], 0, 3 ) );
+		$render   = Banhammer_Test_WP::$registered[0][3];
+		$sanitize = Banhammer_Test_WP::$registered[1][3]['sanitize_callback'];
+
+		ob_start();
+		call_user_func( $render );
+		$this->assertSame( '', ob_get_clean(), 'not for visitors' );
+		Banhammer_Test_WP::$logged_in = true;
+		ob_start();
+		call_user_func( $render );
+		$html = (string) ob_get_clean();
+		$this->assertStringContainsString( 'https://www.cloudflare.com/ips-v4', $html );
+		$this->assertStringContainsString( '<textarea name="banhammer_cdn_ranges"', $html );
+		$this->assertStringContainsString( "# Cloudflare\n173.245.48.0/20\nnot-a-range</textarea>", $html );
+		$this->assertStringContainsString( '1 CDN range(s), from this page', $html );
+		$this->assertStringContainsString( 'Ignored: &#039;not-a-range&#039;', $html );
+		$this->assertStringContainsString( 'Header: CF-Connecting-IP, read when the request came from the CDN&#039;s ranges', $html );
+
+		// The sanitiser keeps the text, drops controls, lists what it cannot read.
+		$this->assertSame( "173.245.48.0/20\n2400:cb00::/32 # v6", call_user_func( $sanitize, " 173.245.48.0/20\r\n2400:cb00::/32 # v6\0\x1b\n" ) );
+		$this->assertSame( array(), Banhammer_Test_WP::$settings_errors );
+		$this->assertSame( "x\n</textarea>", call_user_func( $sanitize, "x\n</textarea>" ) );
+		$this->assertCount( 2, Banhammer_Test_WP::$settings_errors );
+		$this->assertSame( '', call_user_func( $sanitize, array( '1.2.3.4' ) ) );
+		// Too long: the old value stays.
+		$this->assertSame( Banhammer_Test_WP::$options['banhammer_cdn_ranges'], call_user_func( $sanitize, str_repeat( '1.2.3.4 ', 10000 ) ) );
+
+		// The constant overrides the option: the box is read-only.
+		Banhammer_Test_WP::reset();
+		Banhammer_Test_WP::$logged_in = true;
+		Banhammer_Test_WP::$options   = array( 'banhammer_cdn_ranges' => '</textarea><script>' );
+		$this->plugin( array( 'BANHAMMER_CDN_RANGES' => '173.245.48.0/20, 2400:cb00::/32' ) );
+		do_action( 'admin_menu' );
+		ob_start();
+		call_user_func( Banhammer_Test_WP::$registered[0][3] );
+		$html = (string) ob_get_clean();
+		$this->assertStringContainsString( 'BANHAMMER_CDN_RANGES in wp-config.php sets the ranges', $html );
+		$this->assertStringContainsString( ' readonly>&lt;/textarea&gt;&lt;script&gt;</textarea>', $html );
+		$this->assertStringNotContainsString( 'type="submit"', $html );
+		$this->assertStringContainsString( '2 CDN range(s), from BANHAMMER_CDN_RANGES', $html );
+		$this->assertStringContainsString( 'Header: X-Forwarded-For', $html );
+	}
+
+	/**
+	 * The facts the notice shows: the process's user and groups, the socket's
+	 * and its directory's mode and group when they can be seen.
+	 */
+	public function test_socket_facts() {
+		if ( ! function_exists( 'posix_geteuid' ) || ! function_exists( 'socket_create' ) ) {
+			$this->markTestSkipped( 'needs the posix and sockets extensions' );
+		}
+		$dir = sys_get_temp_dir() . '/banhammer-facts-' . getmypid() . '-' . mt_rand();
+		mkdir( $dir, 0750 );
+		chmod( $dir, 0750 );
+		$path   = $dir . '/syslog.sock';
+		$server = socket_create( AF_UNIX, SOCK_DGRAM, 0 );
+		socket_bind( $server, $path );
+		chmod( $path, 0660 );
+		$facts = Banhammer_Socket_Alert::facts( $path );
+		$group = posix_getgrgid( posix_getegid() )['name'];
+		socket_close( $server );
+		unlink( $path );
+		rmdir( $dir );
+		$this->assertSame( posix_getpwuid( posix_geteuid() )['name'], $facts['user'] );
+		$this->assertStringContainsString( $group, $facts['groups'] );
+		$this->assertSame( "mode 0660, group $group", $facts['socket'] );
+		$this->assertSame( "mode 0750, group $group", $facts['directory'] );
+		$this->assertArrayNotHasKey( 'socket', Banhammer_Socket_Alert::facts( $dir . '/gone/syslog.sock' ) );
 	}
 }

@@ -56,17 +56,53 @@ final class Banhammer_Test_WP {
 	 * @var string
 	 */
 	public static $home = 'https://blog.example.org';
+	/**
+	 * Capabilities of the logged-in user.
+	 *
+	 * @var string[]
+	 */
+	public static $caps = array( 'manage_options' );
+	/**
+	 * Transients: name => value.
+	 *
+	 * @var array
+	 */
+	public static $transients = array();
+	/**
+	 * Calls to set_transient(): array( name, value, expiration ).
+	 *
+	 * @var array
+	 */
+	public static $transient_writes = array();
+	/**
+	 * Calls to add_settings_error(): array( setting, code, message ).
+	 *
+	 * @var array
+	 */
+	public static $settings_errors = array();
+	/**
+	 * Calls to register_setting() and add_options_page().
+	 *
+	 * @var array
+	 */
+	public static $registered = array();
 
 	/**
 	 * Back to a fresh site.
 	 */
 	public static function reset() {
-		self::$hooks     = array();
-		self::$seq       = 0;
-		self::$logged_in = false;
-		self::$options   = array( 'permalink_structure' => '/%postname%/' );
-		self::$users     = array( 'alice' );
-		self::$home      = 'https://blog.example.org';
+		self::$hooks            = array();
+		self::$seq              = 0;
+		self::$logged_in        = false;
+		self::$options          = array( 'permalink_structure' => '/%postname%/' );
+		self::$users            = array( 'alice' );
+		self::$home             = 'https://blog.example.org';
+		self::$caps             = array( 'manage_options' );
+		self::$transients       = array();
+		self::$transient_writes = array();
+		self::$settings_errors  = array();
+		self::$registered       = array();
+		$_GET                   = array();
 		unset( $GLOBALS['wp_xmlrpc_server'] );
 	}
 
@@ -182,13 +218,185 @@ function username_exists( $name ) {
 }
 
 /**
- * Stub of current_user_can(): administrators are the logged-in users here.
+ * Stub of current_user_can(): the logged-in user has Banhammer_Test_WP::$caps.
  *
  * @param string $capability Capability.
  * @return bool
  */
 function current_user_can( $capability ) {
-	return Banhammer_Test_WP::$logged_in && '' !== $capability;
+	return Banhammer_Test_WP::$logged_in && in_array( $capability, Banhammer_Test_WP::$caps, true );
+}
+
+/**
+ * Stub of get_transient().
+ *
+ * @param string $name Name.
+ * @return mixed
+ */
+function get_transient( $name ) {
+	return array_key_exists( $name, Banhammer_Test_WP::$transients ) ? Banhammer_Test_WP::$transients[ $name ] : false;
+}
+
+/**
+ * Stub of set_transient().
+ *
+ * @param string $name       Name.
+ * @param mixed  $value      Value.
+ * @param int    $expiration Seconds.
+ * @return true
+ */
+function set_transient( $name, $value, $expiration = 0 ) {
+	Banhammer_Test_WP::$transients[ $name ] = $value;
+	Banhammer_Test_WP::$transient_writes[]  = array( $name, $value, $expiration );
+	return true;
+}
+
+/**
+ * Stub of delete_transient().
+ *
+ * @param string $name Name.
+ * @return bool
+ */
+function delete_transient( $name ) {
+	$had = array_key_exists( $name, Banhammer_Test_WP::$transients );
+	unset( Banhammer_Test_WP::$transients[ $name ] );
+	return $had;
+}
+
+/**
+ * Stub of wp_nonce_url(): the nonce is "nonce-" and the action.
+ *
+ * @param string $url    URL.
+ * @param string $action Action.
+ * @return string
+ */
+function wp_nonce_url( $url, $action ) {
+	return $url . ( false === strpos( $url, '?' ) ? '?' : '&amp;' ) . '_wpnonce=' . rawurlencode( 'nonce-' . $action );
+}
+
+/**
+ * Stub of wp_verify_nonce().
+ *
+ * @param string $nonce  Nonce.
+ * @param string $action Action.
+ * @return int|false
+ */
+function wp_verify_nonce( $nonce, $action ) {
+	return Banhammer_Test_WP::$logged_in && 'nonce-' . $action === $nonce ? 1 : false;
+}
+
+/**
+ * Stub of add_query_arg( key, value ) on the current page.
+ *
+ * @param string $key   Key.
+ * @param string $value Value.
+ * @return string
+ */
+function add_query_arg( $key, $value ) {
+	return '/wp-admin/index.php?' . rawurlencode( $key ) . '=' . rawurlencode( $value );
+}
+
+/**
+ * Stub of sanitize_text_field().
+ *
+ * @param string $text Text.
+ * @return string
+ */
+function sanitize_text_field( $text ) {
+	return trim( (string) preg_replace( '/[\x00-\x1f<>]/', '', (string) $text ) );
+}
+
+/**
+ * Stub of wp_unslash().
+ *
+ * @param string $text Text.
+ * @return string
+ */
+function wp_unslash( $text ) {
+	return stripslashes( (string) $text );
+}
+
+/**
+ * Stub of esc_attr().
+ *
+ * @param string $text Text.
+ * @return string
+ */
+function esc_attr( $text ) {
+	return htmlspecialchars( (string) $text, ENT_QUOTES, 'UTF-8' );
+}
+
+/**
+ * Stub of esc_textarea().
+ *
+ * @param string $text Text.
+ * @return string
+ */
+function esc_textarea( $text ) {
+	return htmlspecialchars( (string) $text, ENT_QUOTES, 'UTF-8' );
+}
+
+/**
+ * Stub of esc_url() (no scheme check; the tests' URLs are relative).
+ *
+ * @param string $url URL.
+ * @return string
+ */
+function esc_url( $url ) {
+	return htmlspecialchars( (string) $url, ENT_QUOTES, 'UTF-8', false );
+}
+
+/**
+ * Stub of add_settings_error().
+ *
+ * @param string $setting Setting.
+ * @param string $code    Code.
+ * @param string $message Message.
+ */
+function add_settings_error( $setting, $code, $message ) {
+	Banhammer_Test_WP::$settings_errors[] = array( $setting, $code, $message );
+}
+
+/**
+ * Stub of register_setting().
+ *
+ * @param string $group Group.
+ * @param string $name  Option.
+ * @param array  $args  Arguments.
+ */
+function register_setting( $group, $name, $args = array() ) {
+	Banhammer_Test_WP::$registered[] = array( 'setting', $group, $name, $args );
+}
+
+/**
+ * Stub of add_options_page().
+ *
+ * @param string   $page_title Title.
+ * @param string   $menu_title Menu title.
+ * @param string   $capability Capability.
+ * @param string   $slug       Slug.
+ * @param callable $callback   Renders the page.
+ * @return string
+ */
+function add_options_page( $page_title, $menu_title, $capability, $slug, $callback ) {
+	Banhammer_Test_WP::$registered[] = array( 'page', $capability, $slug, $callback );
+	return 'settings_page_' . $slug;
+}
+
+/**
+ * Stub of settings_fields().
+ *
+ * @param string $group Group.
+ */
+function settings_fields( $group ) {
+	echo '<input type="hidden" name="option_page" value="' . esc_attr( $group ) . '">';
+}
+
+/**
+ * Stub of submit_button().
+ */
+function submit_button() {
+	echo '<input type="submit" value="Save Changes">';
 }
 
 /**
