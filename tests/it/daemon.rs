@@ -469,3 +469,191 @@ fn netns_ban_drops_the_client_and_survives_restarts() {
     );
     assert!(d.stop().success());
 }
+
+impl Setup {
+    /// Like [`Setup::fail`], into another log.
+    fn fail_into(&self, log: &Path, user: &str, ip: &str, times: usize) {
+        let now = jiff::ZonedDateTime::now();
+        let stamp = now.strftime("%b %e %H:%M:%S").to_string();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        for _ in 0..times {
+            writeln!(
+                f,
+                "{stamp} web1 wordpress(example.com)[4242]: Authentication failure for {user} from {ip}"
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Finding: an ignorecommand ran on the main loop — `sleep 1` and 40 failures made `ping`
+/// time out and delayed an unrelated jail's ban by ~40 s. Now it runs beside the loop:
+/// the other jail bans, and the daemon answers, while the slow command works through its
+/// addresses.
+#[test]
+fn a_slow_ignorecommand_stalls_neither_ping_nor_other_jails() {
+    let s = Setup::new(
+        "[wordpress]\nenabled = true\nlogpath = {LOG}\nbanaction = dummy\nmaxretry = 100\n\
+         ignorecommand = sleep 1; exit 1\n\
+         [wp2]\nenabled = true\nfilter = wordpress\nlogpath = {DIR}/other.log\nbanaction = dummy\nmaxretry = 3\n",
+    );
+    let other = s.path().join("other.log");
+    fs::write(&other, "").unwrap();
+    let d = s.start();
+    for i in 0..40 {
+        s.fail("admin", &format!("192.0.2.{}", 100 + i), 1);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    s.fail_into(&other, "root", "198.51.100.60", 3);
+    let started = Instant::now();
+    // Liveness bounds only: before the fix the ban came after ~40 s and pings timed out.
+    while Instant::now() < started + Duration::from_secs(3) {
+        let out = d.client(&["ping", "-t", "2"]);
+        assert!(out.status.success(), "ping failed: {out:?}");
+        let status = d.client_ok(&["status", "wp2"]);
+        if status.contains("198.51.100.60") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.wait_banned("wp2", "198.51.100.60");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the unrelated jail's ban waited for the ignorecommand"
+    );
+    // Every one of the 40 addresses gets its answer (not ignored: exit 1), four at once.
+    wait_for("40 failures counted", Duration::from_secs(30), || {
+        d.client_ok(&["status", "wordpress"])
+            .contains("Total failed:\t40")
+    });
+    assert!(d.stop().success());
+}
+
+/// Finding: `config check` said OK where `run` then failed, and failed where `run` works.
+/// It now runs the daemon's own validation.
+#[test]
+fn config_check_runs_exactly_the_daemons_validation() {
+    let check = |jail_local: &str| {
+        let s = Setup::new(jail_local);
+        let out = env::banhammer()
+            .args(["config", "check", "-c"])
+            .arg(s.conf())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (bad, says) in [
+        ("backend = syslog[udp=0.0.0.0:5514, bogus=1]", "0.0.0.0"),
+        ("backend = syslog[udp=127.0.0.1:5514, bogus=1]", "bogus"),
+        ("backend = nonsense", "nonsense"),
+        ("port = 80;reboot", "80;reboot"),
+        (
+            "ignorecommand = true\nignorecache = key=<F-USER>",
+            "ignorecache",
+        ),
+    ] {
+        let (ok, err) = check(&format!(
+            "[wordpress]\nenabled = true\nlogpath = {{LOG}}\n{bad}\n"
+        ));
+        assert!(!ok, "{bad}: accepted");
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let (ok, err) = check(&format!(
+        "[wordpress]\nenabled = true\nbackend = syslog[socket={}/s.sock]\n",
+        std::env::temp_dir().display()
+    ));
+    assert!(ok, "a syslog jail needs no logpath: {err}");
+}
+
+/// Finding: with `--db :memory:` and `bantime = -1`, after a restart `banned` was empty and
+/// `unban` said 0 while the kernel kept the element forever; and the sets of a jail taken
+/// out of the configuration stayed. Now the kernel's elements are adopted at start, and
+/// sets no configured jail uses are deleted.
+#[test]
+fn netns_kernel_bans_unknown_to_the_store_are_adopted_and_stale_sets_removed() {
+    let Some(ns) = Netns::new("adopt") else {
+        return;
+    };
+    let both = "[wordpress]\nenabled = true\nlogpath = {LOG}\nbantime = -1\n\
+                [wp2]\nenabled = true\nfilter = wordpress\nlogpath = {LOG}\nmaxretry = 50\n";
+    let s = Setup::new(both);
+    let d = s.start_with(Some(&ns), &["--db", ":memory:"]);
+    s.fail("admin", "127.0.0.31", 3);
+    d.wait_banned("wordpress", "127.0.0.31");
+    assert!(d.stop().success());
+    let table = ns.nft(&["list", "table", "inet", "banhammer"]);
+    assert!(
+        table.contains("127.0.0.31") && table.contains("addr-set-wp2"),
+        "{table}"
+    );
+
+    s.write_jail_local("[wordpress]\nenabled = true\nlogpath = {LOG}\nbantime = -1\n");
+    let d = s.start_with(Some(&ns), &["--db", ":memory:"]);
+    d.wait_banned("wordpress", "127.0.0.31");
+    assert!(
+        d.log_text().contains("Adopt Ban 127.0.0.31"),
+        "{}",
+        d.log_text()
+    );
+    let table = ns.nft(&["list", "table", "inet", "banhammer"]);
+    assert!(
+        !table.contains("wp2"),
+        "the removed jail's sets stayed:\n{table}"
+    );
+    assert_eq!(d.client_ok(&["unban", "127.0.0.31"]).trim(), "1");
+    let table = ns.nft(&["list", "table", "inet", "banhammer"]);
+    assert!(!table.contains("127.0.0.31"), "{table}");
+    assert!(d.stop().success());
+}
+
+/// Finding: a damaged database page made restore fail with an ERROR line, then the daemon
+/// reported ready with 0 bans while the kernel held them. Now that is a start-up error
+/// naming the way out, and `--db-recover` sets the file aside and adopts the kernel's bans.
+#[test]
+fn netns_a_damaged_database_stops_the_start_unless_recovering() {
+    use std::io::{Seek, SeekFrom};
+    let Some(ns) = Netns::new("dbdamage") else {
+        return;
+    };
+    let s = Setup::new("[wordpress]\nenabled = true\nlogpath = {LOG}\nmaxretry = 1\n");
+    let d = s.start_with(Some(&ns), &[]);
+    // Enough bans that the file has pages to damage past its schema.
+    for i in 0..200 {
+        s.fail(
+            "admin",
+            &format!("127.0.{}.{}", 40 + i / 200, 1 + i % 200),
+            1,
+        );
+    }
+    d.wait_banned("wordpress", "127.0.40.200");
+    assert!(d.stop().success());
+    let db = s.path().join("bh.sqlite3");
+    let len = fs::metadata(&db).unwrap().len();
+    let mut f = OpenOptions::new().write(true).open(&db).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&vec![0xA5; (len / 2) as usize]).unwrap();
+    drop(f);
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_banhammer"))
+        .args(["run", "--config-dir"])
+        .arg(s.conf())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started on a damaged database");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("damaged") && err.contains("--db-recover"),
+        "{err}"
+    );
+    let d = s.start_with(Some(&ns), &["--db-recover"]);
+    d.wait_banned("wordpress", "127.0.40.200");
+    assert!(d.log_text().contains("Adopt Ban"), "{}", d.log_text());
+    assert!(d.stop().success());
+}
