@@ -141,7 +141,7 @@ fn take(seen: &mut Seen, ev: SourceEvent) {
         }
         SourceEvent::Warning(w) => seen.warnings.push(w),
         SourceEvent::CaughtUp => seen.caught_up = true,
-        SourceEvent::Info(_) | SourceEvent::Line { .. } => {}
+        SourceEvent::Info(_) | SourceEvent::Line { .. } | SourceEvent::Skipped(_) => {}
     }
 }
 
