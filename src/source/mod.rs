@@ -188,8 +188,8 @@ pub enum SkipReason {
         /// The limit.
         limit: u64,
     },
-    /// Cut before it reached us: journalctl printed the entry's MESSAGE as `null` (a field
-    /// over its size limit).
+    /// Not whole as it reached us: journalctl printed a field of the entry as `null` (over
+    /// its size limit), or a file let go of ended in a line without its `\n`.
     Incomplete,
 }
 
@@ -204,9 +204,9 @@ impl fmt::Display for SkippedRecord {
             )?,
             SkipReason::Incomplete => write!(
                 f,
-                "{}: a record that did not arrive whole (message left out by the producer); \
-                 skipped, never matched",
-                self.origin
+                "{}: a record of {} bytes that did not arrive whole (cut or left out by its \
+                 writer); skipped, never matched",
+                self.origin, self.len
             )?,
         }
         f.write_str(&throttle::held_note(self.more))
@@ -275,6 +275,7 @@ struct Slot {
 #[derive(Debug, Default)]
 struct NoticeThrottles {
     skipped: Throttle,
+    unfinished: Throttle,
     error: Throttle,
     truncated: Throttle,
     open: Throttle,
@@ -435,7 +436,7 @@ impl FileSource {
                 ControlFlow::Continue(())
             });
             for n in slot.tailer.take_notices() {
-                if let Notice::Skipped { len } = n {
+                if let Notice::Skipped { len } | Notice::Unfinished { len } = n {
                     self.stats.count_skipped(len);
                 }
                 let ev = match describe(&key, n, &mut slot.throttles, max_line, now) {
@@ -632,6 +633,15 @@ fn describe(
             SourceEvent::Skipped(SkippedRecord {
                 origin: path.clone(),
                 reason: SkipReason::TooLong { limit: max_line },
+                len,
+                more,
+            })
+        }
+        Notice::Unfinished { len } => {
+            let more = throttles.unfinished.admit(now)?;
+            SourceEvent::Skipped(SkippedRecord {
+                origin: path.clone(),
+                reason: SkipReason::Incomplete,
                 len,
                 more,
             })

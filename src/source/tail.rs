@@ -118,6 +118,12 @@ pub enum Notice {
         /// Its length in bytes, without the `\n`.
         len: u64,
     },
+    /// A file let go of (rotated away, no longer written) ended in a line without its
+    /// `\n`: skipped, since nothing says it is whole.
+    Unfinished {
+        /// Its length in bytes.
+        len: u64,
+    },
     /// Reading failed (the next poll tries again).
     Error(String),
 }
@@ -127,7 +133,8 @@ pub enum Notice {
 pub struct TailStats {
     /// Lines passed on.
     pub lines: u64,
-    /// Lines skipped whole for being longer than `max_line`.
+    /// Lines skipped whole: longer than `max_line`, or a released file's unfinished last
+    /// line.
     pub skipped_lines: u64,
     /// Bytes of the skipped lines.
     pub skipped_bytes: u64,
@@ -371,12 +378,7 @@ impl Tailer {
             }
             if now.saturating_duration_since(of.last_growth) >= self.opts.rotate_grace {
                 let mut of = self.retired.remove(i);
-                if finish(&mut of, emit, &mut self.stats, &mut self.notices).is_break() {
-                    // Not taken: keep it and try again next time.
-                    self.retired.insert(i, of);
-                    out.stopped = true;
-                    return out;
-                }
+                release(&mut of, &mut self.stats, &mut self.notices);
                 self.released.push((of.fp, of.offset));
                 continue;
             }
@@ -496,13 +498,7 @@ impl Tailer {
             if let Some(mut old) = old {
                 old.last_growth = now;
                 if self.opts.rotate_grace.is_zero() {
-                    if finish(&mut old, emit, &mut self.stats, &mut self.notices).is_break() {
-                        // The rotated file's partial last line was not taken: keep it so the
-                        // next poll offers it again.
-                        self.retired.push(old);
-                        out.stopped = true;
-                        return out;
-                    }
+                    release(&mut old, &mut self.stats, &mut self.notices);
                     self.released.push((old.fp, old.offset));
                 } else {
                     self.retired.push(old);
@@ -686,35 +682,18 @@ fn read_lines(
     }
 }
 
-/// Passes on the partial last line of a file we stop reading (its writer is gone); one
-/// longer than the limit is skipped like any other.
-fn finish(
-    of: &mut OpenFile,
-    emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
-    stats: &mut TailStats,
-    notices: &mut Vec<Notice>,
-) -> ControlFlow<()> {
-    if !of.lines.holds_partial() {
-        return ControlFlow::Continue(());
-    }
-    match of.lines.partial() {
-        Some(bytes) => {
-            emit(Line {
-                bytes: trim_cr(bytes),
-                offset_after: of.read_pos,
-            })?;
-            stats.lines += 1;
-        }
-        None => {
-            let len = of.lines.partial_len();
-            stats.skipped_lines += 1;
-            stats.skipped_bytes += len;
-            notices.push(Notice::Skipped { len });
-        }
+/// Lets go of a file we stop reading (rotated away, its writer gone): an unfinished last
+/// line is not passed on — it never got its `\n`, so it may be cut anywhere (a writer
+/// killed mid-line, a write cut short by a full disk) — only reported, like a line too long.
+fn release(of: &mut OpenFile, stats: &mut TailStats, notices: &mut Vec<Notice>) {
+    if of.lines.holds_partial() {
+        let len = of.lines.partial_len();
+        stats.skipped_lines += 1;
+        stats.skipped_bytes += len;
+        notices.push(Notice::Unfinished { len });
     }
     of.offset = of.read_pos;
     of.lines.reset();
-    ControlFlow::Continue(())
 }
 
 /// Opens the path (see [`open_regular`]) and fingerprints it.
