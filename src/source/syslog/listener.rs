@@ -410,6 +410,8 @@ impl Socket {
                     &mut control,
                     RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC,
                 )?;
+                // (rustix types the pid as non-zero; the kernel sends 0 for a sender in a
+                // PID namespace ours cannot see. Only logged, never relied on.)
                 let from = control
                     .drain()
                     .find_map(|m| match m {
