@@ -42,7 +42,7 @@ const EXPIRE_PER_TURN: usize = 2_000;
 const BULK_PER_TURN: usize = 2_000;
 /// Longest sleep without an event.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
-/// How often the store purges old history.
+/// How often the store purges old history (and once at start).
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for the jails' readers to hand over their last positions.
 const READER_STOP_LIMIT: Duration = Duration::from_secs(5);
@@ -99,7 +99,11 @@ impl Engine {
             self_events,
             bulk: VecDeque::new(),
             reload: PendingReload::default(),
-            last_purge: Instant::now(),
+            // The first purge right after start (in bounded steps, beside the loop): a
+            // daemon restarted more often than hourly must still purge.
+            last_purge: Instant::now()
+                .checked_sub(PURGE_EVERY)
+                .unwrap_or_else(Instant::now),
             stopping: false,
         }
     }

@@ -81,6 +81,18 @@ fn run(
                 catching_up = false;
                 continue;
             }
+            // Never matched: only said (rate-limited by the source).
+            SourceEvent::Skipped(skipped) => {
+                let ev = Event::SourceNote {
+                    jail: jail.clone(),
+                    warning: true,
+                    text: skipped.to_string(),
+                };
+                if out.send(ev).is_err() {
+                    return;
+                }
+                continue;
+            }
             SourceEvent::Warning(text) | SourceEvent::Info(text) if text.is_empty() => continue,
             note @ (SourceEvent::Warning(_) | SourceEvent::Info(_)) => {
                 let (warning, text) = match note {

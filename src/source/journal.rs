@@ -2,8 +2,9 @@
 //! `journalctl -o json -f` child per jail; receives the backend value, the filter's
 //! `journalmatch`, where to start ([`JournalStart`]) and a stop request; emits
 //! [`SourceEvent::Entry`] records (the line fail2ban's `formatJournalEntry` builds, with the
-//! entry's own time), [`SourceEvent::Checkpoint`]s holding the journal cursor, warnings
-//! (journalctl's stderr, exits, restarts) and one [`SourceEvent::CaughtUp`].
+//! entry's own time), [`SourceEvent::Checkpoint`]s holding the journal cursor,
+//! [`SourceEvent::Skipped`] for entries that did not arrive whole (never matched), warnings
+//! (journalctl's stderr, exits, restarts; rate-limited) and one [`SourceEvent::CaughtUp`].
 //!
 //! Why a child process and not libsystemd: the workspace forbids `unsafe`, and journalctl
 //! is on every systemd machine; it reads, interleaves and follows the journal files
@@ -29,10 +30,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use child::{Msg, Running, MAX_JSON_LINE};
-pub use entry::{parse_entry, JournalEntry};
+pub use entry::{parse_entry, EntryError, JournalEntry};
 pub use options::{parse_journalmatch, JournalLocation, JournalOptions, JournalStart};
 
-use super::{FileCheckpoint, SourceEvent};
+use super::throttle::{held_note, Throttle};
+use super::{FileCheckpoint, SkipReason, SkippedRecord, SourceEvent, SourceStats};
 
 /// The `path` of the journal's [`FileCheckpoint`] (its `fingerprint` is the cursor).
 pub const CHECKPOINT_PATH: &str = "journal";
@@ -81,9 +83,15 @@ pub struct JournalHandle {
     stopping: Arc<AtomicBool>,
     control: SyncSender<Msg>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<SourceStats>,
 }
 
 impl JournalHandle {
+    /// The source's counters (entries passed on, entries skipped), live.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
+    }
+
     /// Stops the source: kills and reaps journalctl, sends the last cursor as a
     /// checkpoint (waiting at most about a second for room in the channel), and waits for
     /// the thread.
@@ -125,6 +133,7 @@ pub fn spawn_journal(
     };
     let first = Running::start(&opts, &start, &control)?;
     let stopping = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(SourceStats::default());
     let sup = Supervisor {
         opts,
         start,
@@ -136,7 +145,8 @@ pub fn spawn_journal(
         sent_cursor: None,
         gone: false,
         caught_up: false,
-        bad_lines: 0,
+        stats: stats.clone(),
+        throttles: Throttles::default(),
     };
     let thread = std::thread::Builder::new()
         .name("banhammer-journal".into())
@@ -145,6 +155,7 @@ pub fn spawn_journal(
         stopping,
         control,
         thread: Some(thread),
+        stats,
     })
 }
 
@@ -171,7 +182,17 @@ struct Supervisor {
     /// The receiver was dropped.
     gone: bool,
     caught_up: bool,
-    bad_lines: u64,
+    stats: Arc<SourceStats>,
+    throttles: Throttles,
+}
+
+/// Rate limits of what journalctl (or the journal behind it) can repeat at will.
+#[derive(Debug, Default)]
+struct Throttles {
+    too_long: Throttle,
+    incomplete: Throttle,
+    unreadable: Throttle,
+    stderr: Throttle,
 }
 
 /// How the supervisor's inner loop ended.
@@ -321,14 +342,21 @@ impl Supervisor {
                     }
                 }
                 Msg::TooLong(n) => {
-                    self.warn(format!(
-                        "journal: an entry of {n} bytes is longer than the limit \
-                             ({MAX_JSON_LINE}); skipped"
-                    ));
+                    let len = n as u64;
+                    self.stats.count_skipped(len);
+                    if let Some(more) = self.throttles.too_long.admit(Instant::now()) {
+                        let limit = MAX_JSON_LINE as u64;
+                        if self
+                            .skipped(SkipReason::TooLong { limit }, len, more)
+                            .is_break()
+                        {
+                            return Ended::Stop;
+                        }
+                    }
                 }
                 Msg::Stderr(text) => {
                     r.said_cursor |= text.to_ascii_lowercase().contains("cursor");
-                    self.warn(format!("journal: journalctl: {text}"));
+                    self.stderr(&text);
                 }
                 Msg::StdoutEnd(e) => {
                     r.open = r.open.saturating_sub(1);
@@ -350,19 +378,29 @@ impl Supervisor {
         }
     }
 
-    /// One JSON line: formatted and sent; the cursor moves once the sink took it.
+    /// One JSON line: formatted and sent; the cursor moves once the sink took it. An entry
+    /// that did not arrive whole is skipped (never sent), and reading goes on after it.
     fn entry(&mut self, json: &[u8]) -> ControlFlow<()> {
         let e = match parse_entry(json) {
             Ok(e) => e,
-            Err(err) => {
-                self.bad_lines += 1;
-                // The first one, then one in a thousand: a format change should be seen,
-                // not flood the log.
-                if self.bad_lines % 1000 == 1 {
+            Err(EntryError::Incomplete { field, cursor }) => {
+                let len = json.len() as u64;
+                self.stats.count_skipped(len);
+                if cursor.is_some() {
+                    self.cursor = cursor;
+                }
+                if let Some(more) = self.throttles.incomplete.admit(Instant::now()) {
+                    crate::debug!("source", "journal: entry skipped: {field} not whole");
+                    self.skipped(SkipReason::Incomplete, len, more)?;
+                }
+                return ControlFlow::Continue(());
+            }
+            Err(EntryError::Json(err)) => {
+                // A format change should be seen, not flood the log.
+                if let Some(more) = self.throttles.unreadable.admit(Instant::now()) {
                     self.warn(format!(
-                        "journal: unreadable journalctl output ({err}); skipped \
-                             ({} so far)",
-                        self.bad_lines
+                        "journal: unreadable journalctl output ({err}); skipped{}",
+                        held_note(more)
                     ));
                 }
                 return ControlFlow::Continue(());
@@ -374,10 +412,30 @@ impl Supervisor {
             time: e.time.unwrap_or_else(unix_now),
         };
         self.send(ev, None)?;
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
         if e.cursor.is_some() {
             self.cursor = e.cursor;
         }
         ControlFlow::Continue(())
+    }
+
+    /// Reports skipped entries (the caller rate-limits).
+    fn skipped(&mut self, reason: SkipReason, len: u64, more: u64) -> ControlFlow<()> {
+        let ev = SourceEvent::Skipped(SkippedRecord {
+            origin: Arc::from(ORIGIN),
+            reason,
+            len,
+            more,
+        });
+        self.send(ev, None)
+    }
+
+    /// A line of journalctl's stderr, as a warning (rate-limited: journalctl decides how
+    /// much it says, e.g. once per damaged file at every restart).
+    fn stderr(&mut self, text: &str) {
+        if let Some(more) = self.throttles.stderr.admit(Instant::now()) {
+            self.warn(format!("journal: journalctl: {text}{}", held_note(more)));
+        }
     }
 
     fn flush_checkpoint(&mut self) {
@@ -400,7 +458,7 @@ impl Supervisor {
                 Ok(Msg::StdoutEnd(_) | Msg::StderrEnd) => r.open -= 1,
                 Ok(Msg::Stderr(text)) if !self.stopping.load(Ordering::SeqCst) => {
                     r.said_cursor |= text.to_ascii_lowercase().contains("cursor");
-                    self.warn(format!("journal: journalctl: {text}"));
+                    self.stderr(&text);
                 }
                 // Output after a stop is not read (its cursor is not stored either).
                 Ok(_) => {}

@@ -2,7 +2,8 @@
 //! ([`glob`]), one [`Tailer`] per file ([`tail`], identified by [`fingerprint`]) and the
 //! waiting between looks ([`watch`]). Receives the configured paths, the stored checkpoints
 //! (a lookup by path) and a stop request; emits [`SourceEvent`]s into a bounded channel:
-//! lines (raw bytes), checkpoints to store, warnings and information for the log.
+//! lines (raw bytes), records skipped for not being whole, checkpoints to store, warnings and
+//! information for the log; and counts what it passed on and skipped ([`SourceStats`]).
 //!
 //! [`FileSource`] is the whole logic without a thread (a test drives it poll by poll);
 //! [`spawn`] runs one on its own thread with a [`Waiter`] and returns a [`SourceHandle`].
@@ -13,20 +14,31 @@
 //! fingerprint matches its stored checkpoint resumes there, for `head` and `tail` alike;
 //! otherwise `head` starts at 0 and `tail` at the end. Files that appear after the start
 //! (late files, new glob matches, the new file of a rotation) are read from 0.
+//!
+//! Every source here follows two rules for hostile input. A record that is not whole (a
+//! line longer than the limit, a datagram cut by the receive buffer, a journal field
+//! journalctl left out) is never passed on, only counted and reported as
+//! [`SourceEvent::Skipped`]: where a cut falls is the writer's choice, so the cut head of a
+//! line could end in any address. And a warning something outside can repeat at will is
+//! rate-limited ([`throttle`]).
 
 pub(crate) mod backend;
 pub mod fingerprint;
 pub mod glob;
 pub mod journal;
+pub mod open;
 pub mod syslog;
 pub mod tail;
+pub mod throttle;
 pub mod watch;
 
 use std::collections::{HashSet, VecDeque};
+use std::fmt;
 use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +50,7 @@ pub use fingerprint::Fingerprint;
 pub use tail::{
     FileCheckpoint, Line, Notice, PollOutcome, StartAt, TailOptions, TailStats, Tailer,
 };
+pub use throttle::Throttle;
 pub use watch::{Backend, Stopper, WaitOptions, Waiter, Wake, WatchTargets, WatchedFile};
 
 /// One `logpath` line: a path or glob pattern and where to start (compat §1.6).
@@ -134,17 +147,90 @@ pub enum SourceEvent {
         /// Unix time of the record.
         time: f64,
     },
+    /// A record that was not passed on because it was not whole (too long for the source's
+    /// limit, or cut before it reached us): never matched. Rate-limited per origin and
+    /// reason (`more` says how many were held back); the exact counts are in the source's
+    /// stats. Its `Display` is the warning an operator should see.
+    Skipped(SkippedRecord),
     /// The position to store for a file; sent after each batch of lines that moved it, and
     /// for every file when the source stops.
     Checkpoint(FileCheckpoint),
-    /// Something an operator should see (missing file, unreadable file, inotify fallback,
-    /// cut lines).
+    /// Something an operator should see (missing file, unreadable file, a path that is not
+    /// a regular file, inotify fallback, denied syslog senders).
     Warning(String),
     /// Something worth an info log line (rotation, truncation, resumed position).
     Info(String),
     /// Sent once, when the content present at start has been read: the lines after it are
     /// live (the daemon stops applying "older than findtime at start-up" rules).
     CaughtUp,
+}
+
+/// A record skipped whole (see [`SourceEvent::Skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRecord {
+    /// Where it came from: the file's path, `journal`, `syslog:PATH`, `udp:ADDR`.
+    pub origin: Arc<str>,
+    /// Why.
+    pub reason: SkipReason,
+    /// Its length in bytes, as far as known (the last one, when `more` > 0).
+    pub len: u64,
+    /// Records skipped for the same reason since the last report and not reported.
+    pub more: u64,
+}
+
+/// Why a record was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Longer than the source's limit, in bytes (a file line over
+    /// [`TailOptions::max_line`], a datagram over the syslog limit, a journalctl line over
+    /// its cap).
+    TooLong {
+        /// The limit.
+        limit: u64,
+    },
+    /// Not whole as it reached us: journalctl printed a field of the entry as `null` (over
+    /// its size limit), or a file let go of ended in a line without its `\n`.
+    Incomplete,
+}
+
+impl fmt::Display for SkippedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            SkipReason::TooLong { limit } => write!(
+                f,
+                "{}: a record of {} bytes is longer than the {limit}-byte limit; skipped whole, \
+                 never matched",
+                self.origin, self.len
+            )?,
+            SkipReason::Incomplete => write!(
+                f,
+                "{}: a record of {} bytes that did not arrive whole (cut or left out by its \
+                 writer); skipped, never matched",
+                self.origin, self.len
+            )?,
+        }
+        f.write_str(&throttle::held_note(self.more))
+    }
+}
+
+/// Counters of a running file or journal source, shared with whoever started it. Each is a
+/// count on its own (relaxed atomics), read for metrics.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Records passed on (lines, journal entries) and taken by the channel.
+    pub records: AtomicU64,
+    /// Records skipped whole: longer than the limit or not whole (never matched).
+    pub skipped: AtomicU64,
+    /// Bytes of the skipped records (as far as known).
+    pub skipped_bytes: AtomicU64,
+}
+
+impl SourceStats {
+    /// Counts one skipped record of `len` bytes.
+    pub fn count_skipped(&self, len: u64) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.skipped_bytes.fetch_add(len, Ordering::Relaxed);
+    }
 }
 
 /// Knobs of a file source.
@@ -180,7 +266,19 @@ struct Slot {
     key: Arc<str>,
     /// The last checkpoint sent.
     sent: Option<FileCheckpoint>,
-    said_capped: bool,
+    /// Rate limits of the notices a file can repeat at will.
+    throttles: NoticeThrottles,
+}
+
+/// One [`Throttle`] per kind of notice that can repeat (a flood of long lines, a read error
+/// every poll, a file truncated over and over, an open failure that flaps).
+#[derive(Debug, Default)]
+struct NoticeThrottles {
+    skipped: Throttle,
+    unfinished: Throttle,
+    error: Throttle,
+    truncated: Throttle,
+    open: Throttle,
 }
 
 /// Files let go of and remembered, so a glob match of a rotated name continues instead of
@@ -199,6 +297,7 @@ pub struct FileSource {
     released: VecDeque<(Fingerprint, u64)>,
     last_rescan: Instant,
     rescan_now: bool,
+    stats: Arc<SourceStats>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -233,6 +332,7 @@ impl FileSource {
             released: VecDeque::new(),
             last_rescan: now,
             rescan_now: false,
+            stats: Arc::new(SourceStats::default()),
         };
         src.expand(now, true);
         src
@@ -249,6 +349,11 @@ impl FileSource {
             .iter()
             .map(|s| s.tailer.path().to_path_buf())
             .collect()
+    }
+
+    /// Counters over all files, shared (they keep counting as the source runs).
+    pub fn shared_stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
     }
 
     /// Counters per file.
@@ -317,17 +422,24 @@ impl FileSource {
                 return out;
             }
         }
+        let max_line = self.opts.tail.max_line as u64;
         for slot in &mut self.slots {
             let key = slot.key.clone();
+            let stats = &self.stats;
             let r = slot.tailer.poll(now, &mut |line| {
                 sink(SourceEvent::Line {
                     path: key.clone(),
                     bytes: line.bytes.to_vec(),
                     offset_after: line.offset_after,
-                })
+                })?;
+                stats.records.fetch_add(1, Ordering::Relaxed);
+                ControlFlow::Continue(())
             });
             for n in slot.tailer.take_notices() {
-                let ev = match describe(&key, n, &mut slot.said_capped) {
+                if let Notice::Skipped { len } | Notice::Unfinished { len } = n {
+                    self.stats.count_skipped(len);
+                }
+                let ev = match describe(&key, n, &mut slot.throttles, max_line, now) {
                     Some(ev) => ev,
                     None => continue,
                 };
@@ -420,14 +532,14 @@ impl FileSource {
                     tailer: t,
                     key,
                     sent: None,
-                    said_capped: false,
+                    throttles: NoticeThrottles::default(),
                 });
                 return;
             }
         }
         // Known from a rotation, or from the store.
         let remembered = ident.and_then(|(_, ino)| {
-            let f = std::fs::File::open(&path).ok()?;
+            let f = open::open_regular(&path).ok()?;
             self.released
                 .iter()
                 .rev()
@@ -441,9 +553,10 @@ impl FileSource {
         let stored = remembered.or_else(|| (self.lookup)(&key).map(|c| FileCheckpoint::from(&c)));
         let mut tailer = Tailer::new(path, start, stored.as_ref(), self.opts.tail.clone(), now);
         // Notices from opening (missing, resumed) go out with the next poll.
-        let mut said_capped = false;
+        let mut throttles = NoticeThrottles::default();
+        let max_line = self.opts.tail.max_line as u64;
         for n in tailer.take_notices() {
-            if let Some(ev) = describe(&key, n, &mut said_capped) {
+            if let Some(ev) = describe(&key, n, &mut throttles, max_line, now) {
                 self.pending.push(ev);
             }
         }
@@ -451,7 +564,7 @@ impl FileSource {
             tailer,
             key,
             sent: None,
-            said_capped,
+            throttles,
         });
     }
 }
@@ -474,36 +587,69 @@ fn fixed_dir(pattern: &str) -> PathBuf {
     }
 }
 
-fn describe(path: &str, n: Notice, said_capped: &mut bool) -> Option<SourceEvent> {
+/// The event for a tailer's notice, or `None` when a repeated one is held back.
+fn describe(
+    path: &Arc<str>,
+    n: Notice,
+    throttles: &mut NoticeThrottles,
+    max_line: u64,
+    now: Instant,
+) -> Option<SourceEvent> {
+    let held = |t: &mut Throttle| t.admit(now).map(throttle::held_note);
     Some(match n {
         Notice::Missing => {
-            SourceEvent::Warning(format!("{path}: not found; waiting for it to appear"))
+            let more = held(&mut throttles.open)?;
+            SourceEvent::Warning(format!("{path}: not found; waiting for it to appear{more}"))
         }
         Notice::Unreadable(e) => {
-            SourceEvent::Warning(format!("{path}: cannot open ({e}); retrying"))
+            let more = held(&mut throttles.open)?;
+            SourceEvent::Warning(format!("{path}: cannot open ({e}); retrying{more}"))
         }
-        Notice::Appeared => SourceEvent::Info(format!("{path}: appeared; reading it")),
+        Notice::NotRegular(kind) => {
+            let more = held(&mut throttles.open)?;
+            SourceEvent::Warning(format!(
+                "{path}: {kind}, not a regular file; not read (looking again later){more}"
+            ))
+        }
+        Notice::Appeared => {
+            throttles.open.reset();
+            SourceEvent::Info(format!("{path}: appeared; reading it"))
+        }
         Notice::Resumed { offset } => {
             SourceEvent::Info(format!("{path}: resuming at byte {offset} (checkpoint)"))
         }
         Notice::Rotated => SourceEvent::Info(format!("{path}: rotated; reading the new file")),
         Notice::Truncated => {
-            SourceEvent::Info(format!("{path}: truncated; reading again from the start"))
+            let more = held(&mut throttles.truncated)?;
+            SourceEvent::Info(format!(
+                "{path}: truncated; reading again from the start{more}"
+            ))
         }
         Notice::Removed => {
             SourceEvent::Info(format!("{path}: removed; still reading the open file"))
         }
-        Notice::Capped { discarded } => {
-            if *said_capped {
-                return None;
-            }
-            *said_capped = true;
-            SourceEvent::Warning(format!(
-                "{path}: line longer than the limit, {discarded} bytes cut \
-                 (said once per file; see the counters)"
-            ))
+        Notice::Skipped { len } => {
+            let more = throttles.skipped.admit(now)?;
+            SourceEvent::Skipped(SkippedRecord {
+                origin: path.clone(),
+                reason: SkipReason::TooLong { limit: max_line },
+                len,
+                more,
+            })
         }
-        Notice::Error(e) => SourceEvent::Warning(format!("{path}: read error: {e}")),
+        Notice::Unfinished { len } => {
+            let more = throttles.unfinished.admit(now)?;
+            SourceEvent::Skipped(SkippedRecord {
+                origin: path.clone(),
+                reason: SkipReason::Incomplete,
+                len,
+                more,
+            })
+        }
+        Notice::Error(e) => {
+            let more = held(&mut throttles.error)?;
+            SourceEvent::Warning(format!("{path}: read error: {e}{more}"))
+        }
     })
 }
 
@@ -512,6 +658,7 @@ fn describe(path: &str, n: Notice, said_capped: &mut bool) -> Option<SourceEvent
 pub struct SourceHandle {
     stopper: Stopper,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<SourceStats>,
 }
 
 impl SourceHandle {
@@ -524,6 +671,11 @@ impl SourceHandle {
     /// A handle to request the stop from elsewhere (without waiting).
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// The source's counters (lines passed on, lines skipped for length), live.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
     }
 
     fn shutdown(&mut self) {
@@ -569,6 +721,8 @@ pub fn spawn_with_options(
     let (waiter, warnings) = Waiter::new(opts.backend, opts.wait);
     let stopper = waiter.stopper();
     let st = stopper.clone();
+    let stats = Arc::new(SourceStats::default());
+    let shared = stats.clone();
     let thread = std::thread::Builder::new()
         .name("banhammer-source".into())
         .spawn(move || {
@@ -577,14 +731,15 @@ pub fn spawn_with_options(
                 opts,
                 Box::new(checkpoints),
                 sink,
-                waiter,
-                warnings,
+                (waiter, warnings),
+                shared,
                 st,
             )
         })?;
     Ok(SourceHandle {
         stopper,
         thread: Some(thread),
+        stats,
     })
 }
 
@@ -594,8 +749,8 @@ fn run(
     opts: SourceOptions,
     lookup: CheckpointLookup,
     sink: SyncSender<SourceEvent>,
-    mut waiter: Waiter,
-    warnings: Vec<String>,
+    (mut waiter, warnings): (Waiter, Vec<String>),
+    stats: Arc<SourceStats>,
     stopper: Stopper,
 ) {
     let mut gone = false;
@@ -608,6 +763,7 @@ fn run(
         }
     }
     let mut src = FileSource::new(paths, opts, lookup, Instant::now());
+    src.stats = stats;
     let mut caught_up = false;
     loop {
         let out = src.poll(Instant::now(), &mut |ev| send(ev, None));

@@ -1,8 +1,10 @@
 //! Tailing one log path. Owns a [`Tailer`]: the open file behind a configured path, its read
 //! position, the partial last line, and files the path no longer names but that may still be
 //! written (rotated away). Receives "look now" calls ([`Tailer::poll`], with the time passed
-//! in); emits complete lines through a callback, [`Notice`]s (missing file, rotation,
-//! truncation, capped lines, I/O errors) and the current [`FileCheckpoint`].
+//! in); emits complete lines through a callback, [`Notice`]s (missing file, a path that is
+//! not a regular file, rotation, truncation, lines skipped for length, I/O errors) and the
+//! current [`FileCheckpoint`]. Cutting bytes into lines is [`lines`]' job; opening a path
+//! (never blocking, regular files only) is [`super::open`]'s.
 //!
 //! No threads and no waiting here: whoever owns a tailer decides when to poll (`watch.rs`
 //! says when something changed), so every step can be tested one call at a time.
@@ -12,10 +14,13 @@
 //!    been idle for [`TailOptions::rotate_grace`];
 //! 2. check the open file for truncation (size below our position, or a first line that is
 //!    no longer the fingerprinted one: copytruncate) and restart it at 0;
-//! 3. read it to its end (complete lines only; a partial last line waits);
+//! 3. read it to its end (complete lines only; a partial last line waits; a line longer than
+//!    [`TailOptions::max_line`] is skipped whole, never passed on cut);
 //! 4. `stat` the path: another inode there means rename+create (or delete+create). Read the
 //!    old descriptor to its end once more (a writer that rotates itself wrote its last lines
 //!    before creating the new file), keep it as rotated-away, and read the new file from 0.
+
+mod lines;
 
 use std::fs::File;
 use std::io;
@@ -25,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::fingerprint::{Fingerprint, Verdict};
+use super::open::{kind_of, open_regular, OpenError};
+use lines::{LineBuf, Piece};
 
 /// Where reading starts when the path exists at startup and no checkpoint applies
 /// (fail2ban's `logpath = PATH [head|tail]`, compat §1.6).
@@ -40,8 +47,9 @@ pub enum StartAt {
 /// Knobs of a [`Tailer`].
 #[derive(Debug, Clone)]
 pub struct TailOptions {
-    /// Longest line passed on, in bytes; the rest of a longer line is discarded (counted in
-    /// [`TailStats`]) so memory stays bounded whatever a file holds.
+    /// Longest line passed on, in bytes (without its `\n`). A longer line is skipped whole
+    /// (counted in [`TailStats`], reported as [`Notice::Skipped`]), never passed on cut:
+    /// where a cut falls is the writer's choice. Memory stays bounded whatever a file holds.
     pub max_line: usize,
     /// Bytes read per file per poll before giving the other files a turn.
     pub read_budget: usize,
@@ -79,8 +87,6 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// Offset just after the line's `\n` in the file it was read from.
     pub offset_after: u64,
-    /// The line was longer than [`TailOptions::max_line`] and was cut.
-    pub capped: bool,
 }
 
 /// Something worth telling an operator (or a test) about.
@@ -90,6 +96,10 @@ pub enum Notice {
     Missing,
     /// The path could not be opened for another reason (said once until it opens).
     Unreadable(String),
+    /// The path names something that is not a regular file (a FIFO, a device, a
+    /// directory…): not opened, not read; looked at again later, like a missing file.
+    /// Said once until that changes.
+    NotRegular(&'static str),
     /// The path exists now and is read from its beginning.
     Appeared,
     /// Startup resumed at a checkpoint.
@@ -103,10 +113,16 @@ pub enum Notice {
     Truncated,
     /// The path was removed; the open file is still read.
     Removed,
-    /// A line longer than `max_line` was cut.
-    Capped {
-        /// Bytes discarded from that line.
-        discarded: u64,
+    /// A line longer than `max_line` was skipped whole.
+    Skipped {
+        /// Its length in bytes, without the `\n`.
+        len: u64,
+    },
+    /// A file let go of (rotated away, no longer written) ended in a line without its
+    /// `\n`: skipped, since nothing says it is whole.
+    Unfinished {
+        /// Its length in bytes.
+        len: u64,
     },
     /// Reading failed (the next poll tries again).
     Error(String),
@@ -117,10 +133,11 @@ pub enum Notice {
 pub struct TailStats {
     /// Lines passed on.
     pub lines: u64,
-    /// Lines cut at `max_line`.
-    pub capped_lines: u64,
-    /// Bytes discarded from cut lines.
-    pub discarded_bytes: u64,
+    /// Lines skipped whole: longer than `max_line`, or a released file's unfinished last
+    /// line.
+    pub skipped_lines: u64,
+    /// Bytes of the skipped lines.
+    pub skipped_bytes: u64,
     /// Rename/delete+create rotations seen.
     pub rotations: u64,
     /// Truncations seen.
@@ -143,20 +160,18 @@ struct OpenFile {
     fp: Fingerprint,
     /// First byte not yet passed on (start of a line).
     offset: u64,
-    /// Next byte to read; `offset + buf.len()` unless bytes of an overlong line were skipped.
+    /// Next byte to read: `offset` plus the partial line's length.
     read_pos: u64,
-    /// Bytes of the current, incomplete line (at most `max_line`).
-    buf: Vec<u8>,
-    /// Bytes of the current line discarded past `max_line`.
-    line_discarded: u64,
-    /// Drop everything up to the next `\n` (we started in the middle of a line).
-    skip_partial: bool,
+    /// The current, incomplete line.
+    lines: LineBuf,
     /// Size at the last look, to verify the fingerprint only when something changed.
     last_size: u64,
     /// When a rotated-away file was last seen growing.
     last_growth: Instant,
     /// The path was seen missing (said once).
     path_gone: bool,
+    /// The path was seen naming something that is not a regular file (said once).
+    path_refused: bool,
 }
 
 impl OpenFile {
@@ -166,21 +181,18 @@ impl OpenFile {
             fp,
             offset,
             read_pos: offset,
-            buf: Vec::new(),
-            line_discarded: 0,
-            skip_partial: false,
+            lines: LineBuf::default(),
             last_size: 0,
             last_growth: now,
             path_gone: false,
+            path_refused: false,
         }
     }
 
     fn restart_at(&mut self, offset: u64) {
         self.offset = offset;
         self.read_pos = offset;
-        self.buf.clear();
-        self.line_discarded = 0;
-        self.skip_partial = false;
+        self.lines.reset();
     }
 }
 
@@ -200,7 +212,8 @@ pub struct Tailer {
     current: Option<OpenFile>,
     retired: Vec<OpenFile>,
     chunk: Vec<u8>,
-    said_missing: bool,
+    /// The last open failure said (said again only when it changes).
+    said_open: Option<Notice>,
     notices: Vec<Notice>,
     stats: TailStats,
     /// Files let go of, with the position reached (see [`Tailer::take_released`]).
@@ -226,16 +239,18 @@ impl Tailer {
             opts,
             current: None,
             retired: Vec::new(),
-            said_missing: false,
+            said_open: None,
             notices: Vec::new(),
             stats: TailStats::default(),
             released: Vec::new(),
         };
-        match File::open(&t.path) {
+        match open_regular(&t.path) {
             Ok(file) => match t.start_offset(&file, start, checkpoint) {
-                Ok((fp, offset, skip_partial)) => {
+                Ok((fp, offset, mid_line)) => {
                     let mut of = OpenFile::new(file, fp, offset, now);
-                    of.skip_partial = skip_partial;
+                    if mid_line {
+                        of.lines = LineBuf::mid_line();
+                    }
                     t.current = Some(of);
                 }
                 Err(e) => t.notices.push(Notice::Error(e.to_string())),
@@ -255,7 +270,7 @@ impl Tailer {
             opts,
             current: Some(of),
             retired: Vec::new(),
-            said_missing: false,
+            said_open: None,
             notices: Vec::new(),
             stats: TailStats::default(),
             released: Vec::new(),
@@ -363,12 +378,7 @@ impl Tailer {
             }
             if now.saturating_duration_since(of.last_growth) >= self.opts.rotate_grace {
                 let mut of = self.retired.remove(i);
-                if finish(&mut of, emit, &mut self.stats).is_break() {
-                    // Not taken: keep it and try again next time.
-                    self.retired.insert(i, of);
-                    out.stopped = true;
-                    return out;
-                }
+                release(&mut of, &mut self.stats, &mut self.notices);
                 self.released.push((of.fp, of.offset));
                 continue;
             }
@@ -377,9 +387,9 @@ impl Tailer {
 
         // The path, opened now if it had not been.
         if self.current.is_none() {
-            match File::open(&self.path).and_then(|f| Ok((Fingerprint::of_file(&f)?, f))) {
+            match open_fingerprinted(&self.path) {
                 Ok((fp, file)) => {
-                    self.said_missing = false;
+                    self.said_open = None;
                     self.notices.push(Notice::Appeared);
                     self.current = Some(OpenFile::new(file, fp, 0, now));
                 }
@@ -434,6 +444,17 @@ impl Tailer {
             match std::fs::metadata(&self.path) {
                 Ok(m) if (m.dev(), m.ino()) == (of.fp.dev, of.fp.ino) => {
                     of.path_gone = false;
+                    of.path_refused = false;
+                    return out;
+                }
+                // Something that is not a regular file took the path: not opened (a FIFO
+                // would block, a device never end); the open file is still read.
+                Ok(m) if !m.is_file() => {
+                    if !of.path_refused {
+                        of.path_refused = true;
+                        self.notices
+                            .push(Notice::NotRegular(kind_of(m.file_type())));
+                    }
                     return out;
                 }
                 Ok(_) => {}
@@ -452,13 +473,18 @@ impl Tailer {
             // Replaced. The new file must be open before the old one is given up, and the
             // old one read to its end once more: a writer that rotates itself wrote its last
             // lines before creating the new file, and those lines come first.
-            let new = match File::open(&self.path).and_then(|f| Ok((Fingerprint::of_file(&f)?, f)))
-            {
+            let new = match open_fingerprinted(&self.path) {
                 Ok(x) => x,
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        self.notices.push(Notice::Error(e.to_string()));
+                Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return out,
+                Err(OpenError::NotRegular(kind)) => {
+                    if !of.path_refused {
+                        of.path_refused = true;
+                        self.notices.push(Notice::NotRegular(kind));
                     }
+                    return out;
+                }
+                Err(OpenError::Io(e)) => {
+                    self.notices.push(Notice::Error(e.to_string()));
                     return out;
                 }
             };
@@ -472,13 +498,7 @@ impl Tailer {
             if let Some(mut old) = old {
                 old.last_growth = now;
                 if self.opts.rotate_grace.is_zero() {
-                    if finish(&mut old, emit, &mut self.stats).is_break() {
-                        // The rotated file's partial last line was not taken: keep it so the
-                        // next poll offers it again.
-                        self.retired.push(old);
-                        out.stopped = true;
-                        return out;
-                    }
+                    release(&mut old, &mut self.stats, &mut self.notices);
                     self.released.push((old.fp, old.offset));
                 } else {
                     self.retired.push(old);
@@ -533,16 +553,19 @@ impl Tailer {
         }
     }
 
-    fn note_open_error(&mut self, e: &io::Error) {
-        if self.said_missing {
+    /// Says why the path did not open, once until the reason changes (a missing file that
+    /// turns into a FIFO is news; the same reason every poll is not).
+    fn note_open_error(&mut self, e: &OpenError) {
+        let notice = match e {
+            OpenError::Io(e) if e.kind() == io::ErrorKind::NotFound => Notice::Missing,
+            OpenError::Io(e) => Notice::Unreadable(e.to_string()),
+            OpenError::NotRegular(kind) => Notice::NotRegular(kind),
+        };
+        if self.said_open.as_ref() == Some(&notice) {
             return;
         }
-        self.said_missing = true;
-        self.notices.push(if e.kind() == io::ErrorKind::NotFound {
-            Notice::Missing
-        } else {
-            Notice::Unreadable(e.to_string())
-        });
+        self.said_open = Some(notice.clone());
+        self.notices.push(notice);
     }
 
     /// Fingerprint and start offset of a file opened at startup; the flag says the offset
@@ -605,7 +628,8 @@ fn trim_cr(mut line: &[u8]) -> &[u8] {
 }
 
 /// Reads from `of.read_pos` to the end of the file (or until the budget is spent), passing
-/// complete lines on and keeping the partial last one in `of.buf`.
+/// complete lines on, skipping (and reporting) lines longer than `max_line`, and keeping the
+/// partial last line in `of.lines`.
 fn read_lines(
     of: &mut OpenFile,
     chunk: &mut [u8],
@@ -627,82 +651,55 @@ fn read_lines(
             Err(e) => return Err(e),
         };
         *budget = budget.saturating_sub(n);
-        let data = &chunk[..n];
         let base = of.read_pos;
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', data) {
-            let piece = &data[start..nl];
-            let offset_after = base + nl as u64 + 1;
-            start = nl + 1;
-            if of.skip_partial {
-                of.skip_partial = false;
-                of.offset = offset_after;
-                continue;
-            }
-            let flow = if of.buf.is_empty() && of.line_discarded == 0 {
-                // The whole line is in this chunk: no copy.
-                let keep = piece.len().min(max_line);
-                of.line_discarded = (piece.len() - keep) as u64;
-                emit(Line {
-                    bytes: trim_cr(&piece[..keep]),
-                    offset_after,
-                    capped: of.line_discarded > 0,
-                })
-            } else {
-                let keep = piece.len().min(max_line.saturating_sub(of.buf.len()));
-                of.buf.extend_from_slice(&piece[..keep]);
-                of.line_discarded += (piece.len() - keep) as u64;
-                emit(Line {
-                    bytes: trim_cr(&of.buf),
-                    offset_after,
-                    capped: of.line_discarded > 0,
-                })
-            };
-            if flow.is_break() {
-                // Not taken: everything from `offset` is read again next time.
-                of.restart_at(of.offset);
-                return Ok(ReadEnd::Stopped);
-            }
-            stats.lines += 1;
-            if of.line_discarded > 0 {
-                stats.capped_lines += 1;
-                stats.discarded_bytes += of.line_discarded;
-                notices.push(Notice::Capped {
-                    discarded: of.line_discarded,
-                });
-            }
-            of.offset = offset_after;
-            of.buf.clear();
-            of.line_discarded = 0;
-        }
-        let rest = &data[start..];
-        if !of.skip_partial {
-            let keep = rest.len().min(max_line.saturating_sub(of.buf.len()));
-            of.buf.extend_from_slice(&rest[..keep]);
-            of.line_discarded += (rest.len() - keep) as u64;
+        let offset = &mut of.offset;
+        let flow = of
+            .lines
+            .feed(&chunk[..n], base, max_line, &mut |piece, offset_after| {
+                match piece {
+                    Piece::Line(bytes) => {
+                        emit(Line {
+                            bytes: trim_cr(bytes),
+                            offset_after,
+                        })?;
+                        stats.lines += 1;
+                    }
+                    Piece::Skipped { len } => {
+                        stats.skipped_lines += 1;
+                        stats.skipped_bytes += len;
+                        notices.push(Notice::Skipped { len });
+                    }
+                }
+                *offset = offset_after;
+                ControlFlow::Continue(())
+            });
+        if flow.is_break() {
+            // Not taken: everything from `offset` is read again next time.
+            of.restart_at(of.offset);
+            return Ok(ReadEnd::Stopped);
         }
         of.read_pos = base + n as u64;
     }
 }
 
-/// Passes on the partial last line of a file we stop reading (its writer is gone).
-fn finish(
-    of: &mut OpenFile,
-    emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
-    stats: &mut TailStats,
-) -> ControlFlow<()> {
-    if of.buf.is_empty() || of.skip_partial {
-        return ControlFlow::Continue(());
+/// Lets go of a file we stop reading (rotated away, its writer gone): an unfinished last
+/// line is not passed on — it never got its `\n`, so it may be cut anywhere (a writer
+/// killed mid-line, a write cut short by a full disk) — only reported, like a line too long.
+fn release(of: &mut OpenFile, stats: &mut TailStats, notices: &mut Vec<Notice>) {
+    if of.lines.holds_partial() {
+        let len = of.lines.partial_len();
+        stats.skipped_lines += 1;
+        stats.skipped_bytes += len;
+        notices.push(Notice::Unfinished { len });
     }
-    emit(Line {
-        bytes: trim_cr(&of.buf),
-        offset_after: of.read_pos,
-        capped: of.line_discarded > 0,
-    })?;
-    stats.lines += 1;
     of.offset = of.read_pos;
-    of.buf.clear();
-    ControlFlow::Continue(())
+    of.lines.reset();
+}
+
+/// Opens the path (see [`open_regular`]) and fingerprints it.
+fn open_fingerprinted(path: &Path) -> Result<(Fingerprint, File), OpenError> {
+    let file = open_regular(path)?;
+    Ok((Fingerprint::of_file(&file)?, file))
 }
 
 /// Moves a rotated-away file from one tailer to a new tailer for `path` (see `adopt`).

@@ -201,3 +201,204 @@ fn watch_targets_cover_files_and_glob_dirs() {
     assert_eq!(fixed_dir("/var/log/auth.log*"), PathBuf::from("/var/log"));
     assert_eq!(fixed_dir("*.log"), PathBuf::from("."));
 }
+
+/// Every event of one poll.
+fn events(src: &mut FileSource, now: Instant) -> Vec<SourceEvent> {
+    let mut out = Vec::new();
+    src.poll(now, &mut |ev| {
+        out.push(ev);
+        ControlFlow::Continue(())
+    });
+    out
+}
+
+fn mkfifo(p: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
+/// A flood of long lines: none passed on, all counted, one report per interval naming the
+/// file and the length, the next one saying how many were held back.
+#[test]
+fn a_flood_of_long_lines_is_counted_and_reported_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("wp.log");
+    let opts = SourceOptions {
+        tail: TailOptions {
+            max_line: 100,
+            ..TailOptions::default()
+        },
+        ..SourceOptions::default()
+    };
+    let mut long = vec![b'x'; 200];
+    long.extend_from_slice(b" from 6.6.7.1\n");
+    for _ in 0..50 {
+        append(&p, &long);
+    }
+    append(&p, b"whole\n");
+    let t0 = Instant::now();
+    let spec = LogPathSpec::parse(&p.to_string_lossy());
+    let mut src = FileSource::new(vec![spec], opts, no_checkpoints(), t0);
+    let evs = events(&mut src, t0);
+    let lines: Vec<&SourceEvent> = evs
+        .iter()
+        .filter(|e| matches!(e, SourceEvent::Line { .. }))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let skipped: Vec<&SkippedRecord> = evs
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Skipped(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped.len(), 1, "one report for 50 lines");
+    assert_eq!(skipped[0].len, 213);
+    assert_eq!(skipped[0].reason, SkipReason::TooLong { limit: 100 });
+    let text = skipped[0].to_string();
+    assert!(
+        text.contains("wp.log") && text.contains("213 bytes"),
+        "{text}"
+    );
+    let stats = src.shared_stats();
+    assert_eq!(stats.skipped.load(Ordering::Relaxed), 50);
+    assert_eq!(stats.skipped_bytes.load(Ordering::Relaxed), 50 * 213);
+    assert_eq!(stats.records.load(Ordering::Relaxed), 1);
+    // One more after the interval: said, with the 49 held back.
+    append(&p, &long);
+    let later = t0 + throttle::DEFAULT_INTERVAL;
+    let evs = events(&mut src, later);
+    let more: Vec<u64> = evs
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Skipped(s) => Some(s.more),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(more, [49]);
+}
+
+/// The daemon's side of a line still being written: held until its `\n` comes, then
+/// passed on whole, however many polls it takes.
+#[test]
+fn an_unterminated_last_line_is_held_until_it_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.log");
+    append(&p, b"first\nFailed password for root from 192.0.2.");
+    let t0 = Instant::now();
+    let spec = LogPathSpec::parse(&p.to_string_lossy());
+    let mut src = FileSource::new(vec![spec], SourceOptions::default(), no_checkpoints(), t0);
+    assert_eq!(lines(&mut src, t0), [pair("auth.log", "first")]);
+    for _ in 0..3 {
+        assert!(lines(&mut src, t0).is_empty());
+    }
+    append(&p, b"1");
+    assert!(lines(&mut src, t0).is_empty(), "192.0.2.1 is not whole yet");
+    append(&p, b"23 port 22\n");
+    assert_eq!(
+        lines(&mut src, t0),
+        [pair(
+            "auth.log",
+            "Failed password for root from 192.0.2.123 port 22"
+        )]
+    );
+    // The stored position never points into the partial line.
+    assert_eq!(
+        src.checkpoints()[0].offset,
+        std::fs::metadata(&p).unwrap().len()
+    );
+}
+
+/// A FIFO at a log path: refused with one warning (opening it would block the source
+/// thread, and then its stop, for good); a regular file that replaces it is read.
+#[test]
+fn a_fifo_at_a_log_path_is_refused_once_and_a_file_replacing_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.log");
+    mkfifo(&p);
+    let t0 = Instant::now();
+    let spec = LogPathSpec::parse(&p.to_string_lossy());
+    // Would hang here with a blocking open.
+    let mut src = FileSource::new(vec![spec], SourceOptions::default(), no_checkpoints(), t0);
+    let mut warnings = Vec::new();
+    for i in 0..5 {
+        for ev in events(&mut src, t0 + Duration::from_secs(i * 100)) {
+            match ev {
+                SourceEvent::Warning(w) => warnings.push(w),
+                SourceEvent::Line { .. } => panic!("read a FIFO"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("a FIFO, not a regular file"),
+        "{warnings:?}"
+    );
+    std::fs::remove_file(&p).unwrap();
+    append(&p, b"now a file\n");
+    assert_eq!(lines(&mut src, t0), [pair("auth.log", "now a file")]);
+}
+
+/// A symlink to /dev/zero at a log path: refused with one warning, never read (it used to
+/// be read forever, 4 MiB a poll, "truncated" each time).
+#[test]
+fn a_symlink_to_dev_zero_is_refused_once_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.log");
+    std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+    let t0 = Instant::now();
+    let spec = LogPathSpec::parse(&p.to_string_lossy());
+    let mut src = FileSource::new(vec![spec], SourceOptions::default(), no_checkpoints(), t0);
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        let out = src.poll(t0, &mut |ev| {
+            all.push(ev);
+            ControlFlow::Continue(())
+        });
+        assert!(!out.more, "nothing to read");
+    }
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(
+        matches!(&all[0], SourceEvent::Warning(w) if w.contains("a character device")),
+        "{all:?}"
+    );
+    assert!(src.checkpoints().is_empty());
+}
+
+/// A log path that turns into a FIFO after it was read: the open file is still read, the
+/// FIFO is never opened, said once.
+#[test]
+fn a_rotation_to_a_fifo_keeps_the_old_file_and_warns_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.log");
+    append(&p, b"a\n");
+    let t0 = Instant::now();
+    let spec = LogPathSpec::parse(&p.to_string_lossy());
+    let mut src = FileSource::new(vec![spec], SourceOptions::default(), no_checkpoints(), t0);
+    assert_eq!(lines(&mut src, t0), [pair("auth.log", "a")]);
+    let mut old = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+    std::fs::rename(&p, dir.path().join("auth.log.1")).unwrap();
+    mkfifo(&p);
+    old.write_all(b"b\n").unwrap();
+    let mut warnings = Vec::new();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        for ev in events(&mut src, t0) {
+            match ev {
+                SourceEvent::Warning(w) => warnings.push(w),
+                SourceEvent::Line { bytes, .. } => got.push(bytes),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got, [b"b".to_vec()]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("a FIFO"), "{warnings:?}");
+}

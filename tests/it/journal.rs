@@ -13,7 +13,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use banhammer::source::journal::{spawn_journal, JournalHandle, JournalOptions, JournalStart};
-use banhammer::source::SourceEvent;
+use banhammer::source::{SkipReason, SkippedRecord, SourceEvent};
 
 use crate::env;
 
@@ -101,6 +101,7 @@ struct Seen {
     entries: Vec<(String, f64)>,
     cursors: Vec<String>,
     warnings: Vec<String>,
+    skipped: Vec<SkippedRecord>,
     caught_up: bool,
 }
 
@@ -141,6 +142,7 @@ fn take(seen: &mut Seen, ev: SourceEvent) {
         }
         SourceEvent::Warning(w) => seen.warnings.push(w),
         SourceEvent::CaughtUp => seen.caught_up = true,
+        SourceEvent::Skipped(s) => seen.skipped.push(s),
         SourceEvent::Info(_) | SourceEvent::Line { .. } => {}
     }
 }
@@ -563,5 +565,41 @@ fn a_full_channel_holds_journalctl_back() {
     assert_eq!(lines(&seen), want);
     // Checkpoints came during the stream too (every 100 entries), not only at the end.
     assert!(seen.cursors.len() >= 3, "{}", seen.cursors.len());
+    h.stop();
+}
+
+/// An entry longer than the reader's cap on a journalctl line (4 MiB) is skipped whole and
+/// reported, never passed on cut; the entries around it are read.
+#[test]
+fn a_journal_entry_over_the_line_limit_is_skipped_not_cut() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let n = now();
+    let mut huge = "Authentication failure for ".to_string();
+    huge.push_str(&"A".repeat(5 << 20));
+    huge.push_str(" from 6.6.7.1");
+    let e = |t: f64, m: &str| entry(t, &[("SYSLOG_IDENTIFIER", "app"), ("MESSAGE", m)]);
+    write_journal(
+        &dir.path().join("a.journal"),
+        &[e(n - 3.0, "before"), e(n - 2.0, &huge), e(n - 1.0, "after")],
+    );
+    let (h, rx) = start(
+        &dir_backend(dir.path()),
+        "SYSLOG_IDENTIFIER=app",
+        JournalStart::Since(n - 600.0),
+    );
+    let mut seen = Seen::default();
+    until(&rx, &mut seen, "both whole entries", |s| {
+        s.entries.len() == 2 && s.caught_up
+    });
+    assert_eq!(lines(&seen), ["app: before", "app: after"]);
+    assert_eq!(seen.skipped.len(), 1, "{seen:#?}");
+    assert!(matches!(seen.skipped[0].reason, SkipReason::TooLong { .. }));
+    assert!(seen.skipped[0].len > 5 << 20);
+    let stats = h.stats();
+    assert_eq!(stats.skipped.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.records.load(Ordering::Relaxed), 2);
     h.stop();
 }

@@ -1,15 +1,23 @@
 //! The syslog listener end to end: real datagrams over a temporary Unix socket and over
 //! UDP on 127.0.0.1 (an ephemeral port), read back as the `Entry` events a jail's reader
-//! gets. Loopback only; no fixed sleeps (waits poll with a deadline).
+//! gets; who may send (socket permissions, sender credentials from other users' processes,
+//! as root), rate limits and cut datagrams, checked by counting. Loopback only; no fixed
+//! sleeps stand in for conditions (waits poll with a deadline).
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use banhammer::source::syslog::{spawn_syslog, SyslogHandle, SyslogListen, MAX_DATAGRAM};
-use banhammer::source::SourceEvent;
+use banhammer::source::syslog::{
+    spawn_syslog, Accounts, SyslogHandle, SyslogListen, SyslogStats, MAX_DATAGRAM,
+};
+use banhammer::source::{SkipReason, SourceEvent};
+
+use crate::env;
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -54,6 +62,81 @@ fn start(backend: &str, capacity: usize) -> (SyslogHandle, Receiver<SourceEvent>
     (spawn_syslog(listen, tx).unwrap(), rx)
 }
 
+/// `group=…, senders=…` for this process's own group and user: the socket can then be
+/// made and used without root (tests about the defaults need root and say so).
+fn mine() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    format!("group={gid}, senders={uid}")
+}
+
+/// Every event until `cond` holds on the stats (or the deadline passes), returned.
+fn events_until(
+    rx: &Receiver<SourceEvent>,
+    stats: &SyslogStats,
+    cond: impl Fn(&SyslogStats) -> bool,
+) -> Vec<SourceEvent> {
+    let end = Instant::now() + DEADLINE;
+    let mut out = Vec::new();
+    while !cond(stats) {
+        assert!(
+            Instant::now() < end,
+            "timed out; stats {stats:?}, events {out:?}"
+        );
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
+            out.push(ev);
+        }
+    }
+    // What was sent before the counters moved is in the channel already.
+    while let Ok(ev) = rx.try_recv() {
+        out.push(ev);
+    }
+    out
+}
+
+fn entries(evs: &[SourceEvent]) -> Vec<String> {
+    evs.iter()
+        .filter_map(|e| match e {
+            SourceEvent::Entry { bytes, .. } => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A directory everyone may enter (tempfile's are 0700: a test of who may send must not
+/// pass because nobody could reach the socket anyway).
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Root, and setpriv/logger to send as another user: or skip loudly (fail under CI).
+fn can_send_as_others() -> bool {
+    env::require("root (to send as another user)", is_root())
+        && env::require("setpriv and logger (util-linux, bsdutils)", {
+            env::have_command("setpriv") && env::have_command("logger")
+        })
+}
+
+/// Sends `message` to the Unix socket `path` as `user:group` (logger under setpriv); whether
+/// the send succeeded.
+fn send_as(user: &str, group: &str, path: &Path, message: &str) -> bool {
+    Command::new("setpriv")
+        .args(["--reuid", user, "--regid", group, "--clear-groups"])
+        .args(["logger", "--socket-errors=on", "-u"])
+        .arg(path)
+        .args(["-t", "wordpress", message])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 fn send_unix(path: &Path, datagram: &[u8]) {
     UnixDatagram::unbound()
         .unwrap()
@@ -74,12 +157,16 @@ fn unix_and_udp_datagrams_become_entries() {
     let dir = tempfile::tempdir().unwrap();
     let path = sock_path(dir.path());
     let (h, rx) = start(
-        &format!("syslog[socket={}, udp=127.0.0.1:0]", path.display()),
+        &format!(
+            "syslog[socket={}, udp=127.0.0.1:0, {}]",
+            path.display(),
+            mine()
+        ),
         64,
     );
-    // The parent directory was made; the socket is writable by everyone, like /dev/log.
+    // The parent directory was made; the socket is the owner's and its group's.
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o666);
+    assert_eq!(mode, 0o660);
     let udp = h.udp_addr().unwrap();
     assert!(udp.ip().is_loopback() && udp.port() != 0);
 
@@ -142,7 +229,10 @@ fn unix_and_udp_datagrams_become_entries() {
 fn one_datagram_is_one_escaped_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = sock_path(dir.path());
-    let (h, rx) = start(&format!("syslog[socket={}]", path.display()), 64);
+    let (h, rx) = start(
+        &format!("syslog[socket={}, {}]", path.display(), mine()),
+        64,
+    );
     // A user name that tries to start a second log line.
     send_unix(
         &path,
@@ -162,10 +252,10 @@ fn one_datagram_is_one_escaped_record() {
         next_entry(&rx).1,
         [host().as_bytes(), b" app: caf\xe9"].concat()
     );
-    // An oversized datagram is cut at the limit, and is still one record.
-    let mut big = b"<38>Nov 25 15:55:15 app: ".to_vec();
-    big.resize(MAX_DATAGRAM + 5000, b'A');
-    send_unix(&path, &big);
+    // A datagram of exactly the limit is whole.
+    let mut full = b"<38>Nov 25 15:55:15 app: ".to_vec();
+    full.resize(MAX_DATAGRAM, b'A');
+    send_unix(&path, &full);
     let line = next_entry(&rx).1;
     let kept_message = MAX_DATAGRAM - b"<38>Nov 25 15:55:15 app: ".len();
     assert_eq!(line.len(), host().len() + " app: ".len() + kept_message);
@@ -189,7 +279,11 @@ fn facility_filter() {
     let dir = tempfile::tempdir().unwrap();
     let path = sock_path(dir.path());
     let (h, rx) = start(
-        &format!("syslog[socket={}, facility=authpriv]", path.display()),
+        &format!(
+            "syslog[socket={}, facility=authpriv, {}]",
+            path.display(),
+            mine()
+        ),
         64,
     );
     send_unix(&path, b"<13>Nov 25 15:55:15 app: user.notice, dropped");
@@ -204,7 +298,7 @@ fn facility_filter() {
 fn full_channel_holds_datagrams_back_without_losing_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = sock_path(dir.path());
-    let (h, rx) = start(&format!("syslog[socket={}]", path.display()), 1);
+    let (h, rx) = start(&format!("syslog[socket={}, {}]", path.display(), mine()), 1);
     // More than the channel and the socket's queue hold (max_dgram_qlen is often 10):
     // the sender blocks, as glibc's syslog() does on a busy /dev/log, and nothing is lost.
     let p = path.clone();
@@ -239,7 +333,7 @@ fn stale_socket_is_replaced_live_one_and_files_are_not() {
     // A socket file left behind by a crashed run.
     drop(UnixDatagram::bind(&path).unwrap());
     assert!(path.exists());
-    let backend = format!("syslog[socket={}, mode=0620]", path.display());
+    let backend = format!("syslog[socket={}, mode=0620, {}]", path.display(), mine());
     let (h, rx) = start(&backend, 8);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o620);
@@ -267,12 +361,8 @@ fn only_loopback_addresses_are_bound() {
     let e = SyslogListen::from_backend("syslog[udp=0.0.0.0:5514]").unwrap_err();
     assert!(e.contains("not a loopback address"), "{e}");
     // A hand-built value cannot bypass the check.
-    let listen = SyslogListen {
-        socket: None,
-        udp: Some("0.0.0.0:0".parse().unwrap()),
-        mode: 0o666,
-        facilities: None,
-    };
+    let mut listen = SyslogListen::from_backend("syslog[udp=127.0.0.1:0]").unwrap();
+    listen.udp = Some("0.0.0.0:0".parse().unwrap());
     let (tx, _rx) = sync_channel(8);
     let e = spawn_syslog(listen, tx).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
@@ -284,12 +374,255 @@ fn a_failed_udp_bind_leaves_no_socket_file() {
     let path = sock_path(dir.path());
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let backend = format!(
-        "syslog[socket={}, udp={}]",
+        "syslog[socket={}, udp={}, {}]",
         path.display(),
-        taken.local_addr().unwrap()
+        taken.local_addr().unwrap(),
+        mine()
     );
     let (tx, _rx) = sync_channel(8);
     let e = spawn_syslog(SyslogListen::from_backend(&backend).unwrap(), tx).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
     assert!(!path.exists());
+}
+
+/// The reviewed attack: a datagram whose first 8,192 bytes end in `from 6.6` was cut at
+/// the receive buffer and matched (banning 6.0.0.6). Now a datagram longer than the limit
+/// is dropped whole, on both sockets, counted and reported.
+#[test]
+fn a_cut_datagram_is_never_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sock_path(dir.path());
+    let (h, rx) = start(
+        &format!(
+            "syslog[socket={}, udp=127.0.0.1:0, {}]",
+            path.display(),
+            mine()
+        ),
+        64,
+    );
+    let mut bait = b"<38>Nov 25 15:55:15 wordpress[1]: Authentication failure for ".to_vec();
+    bait.resize(MAX_DATAGRAM - b" from 6.6".len(), b'A');
+    bait.extend_from_slice(b" from 6.6");
+    assert_eq!(bait.len(), MAX_DATAGRAM);
+    bait.extend_from_slice(b".7.1 from 192.0.2.7");
+    send_unix(&path, &bait);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(&bait, h.udp_addr().unwrap()).unwrap();
+    // A whole one after each, so we know the cut ones were looked at.
+    send_unix(&path, b"<38>Nov 25 15:55:15 wordpress[1]: whole");
+    client
+        .send_to(
+            b"<38>Nov 25 15:55:15 wordpress[1]: whole",
+            h.udp_addr().unwrap(),
+        )
+        .unwrap();
+    let stats = h.stats();
+    let evs = events_until(&rx, &stats, |s| s.accepted.load(Ordering::Relaxed) == 2);
+    assert_eq!(
+        entries(&evs),
+        [
+            format!("{} wordpress[1]: whole", host()),
+            format!("{} wordpress[1]: whole", host())
+        ]
+    );
+    assert_eq!(stats.oversized.load(Ordering::Relaxed), 2);
+    let skipped: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Skipped(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    // One report per socket (each rate-limits its own), with the whole length.
+    assert_eq!(skipped.len(), 2, "{evs:?}");
+    for s in skipped {
+        assert_eq!(s.len, bait.len() as u64);
+        assert_eq!(
+            s.reason,
+            SkipReason::TooLong {
+                limit: MAX_DATAGRAM as u64
+            }
+        );
+    }
+    h.stop();
+}
+
+/// The reviewed attack: with the socket at mode 0666 any local user could get any address
+/// banned (as `nobody`, one datagram banned 9.9.9.9). Now the socket is 0660 root:www-data,
+/// so `nobody` cannot send at all; and where an operator opens the mode, the kernel's word
+/// on the sender (SO_PASSCRED) keeps `nobody` out of the allow-list anyway.
+#[test]
+fn a_local_user_cannot_get_an_address_banned_through_the_syslog_socket() {
+    if !can_send_as_others() {
+        return;
+    }
+    if Accounts::system().uid("www-data").is_none() {
+        assert!(!env::in_ci(), "no www-data user under CI=true");
+        eprintln!("\n!!! SKIPPED: no www-data user on this machine !!!\n");
+        return;
+    }
+    let msg = "Authentication failure for admin from 9.9.9.9";
+    for mode in ["", ", mode=0666"] {
+        let dir = open_dir();
+        let path = sock_path(dir.path());
+        let (h, rx) = start(&format!("syslog[socket={}{mode}]", path.display()), 64);
+        let stats = h.stats();
+        let sent = send_as("nobody", "nogroup", &path, msg);
+        // 0660: refused by the file system; 0666: taken by the kernel, denied by us.
+        assert_eq!(sent, !mode.is_empty(), "mode {mode:?}");
+        let mut evs = Vec::new();
+        if sent {
+            evs = events_until(&rx, &stats, |s| s.denied.load(Ordering::Relaxed) == 1);
+        }
+        // The web server's user may send (its group may write, it is an allowed sender),
+        // and its record comes after: nobody's never did.
+        assert!(send_as("www-data", "www-data", &path, "www-data was here"));
+        evs.extend(events_until(&rx, &stats, |s| {
+            s.accepted.load(Ordering::Relaxed) == 1
+        }));
+        let got = entries(&evs);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].ends_with("www-data was here"), "{got:?}");
+        assert!(!got.iter().any(|l| l.contains("9.9.9.9")));
+        if sent {
+            let said: Vec<&SourceEvent> = evs
+                .iter()
+                .filter(|e| matches!(e, SourceEvent::Warning(w) if w.contains("uid 65534")))
+                .collect();
+            assert_eq!(said.len(), 1, "{evs:?}");
+            // The wider mode was pointed out when the listener started.
+            assert!(evs
+                .iter()
+                .any(|e| matches!(e, SourceEvent::Info(i) if i.contains("every local user"))));
+        }
+        assert_eq!(stats.denied.load(Ordering::Relaxed), u64::from(sent));
+        h.stop();
+    }
+}
+
+/// The socket's permissions: 0660, owner root, group www-data (the default), already in
+/// place when the path appears — it is bound and set up in a private directory, which is
+/// gone afterwards.
+#[test]
+fn the_syslog_socket_is_0660_root_and_its_group() {
+    if !env::require("root (to give the socket to www-data)", is_root()) {
+        return;
+    }
+    let Some(gid) = Accounts::system().gid("www-data") else {
+        assert!(!env::in_ci(), "no www-data group under CI=true");
+        eprintln!("\n!!! SKIPPED: no www-data group on this machine !!!\n");
+        return;
+    };
+    let dir = open_dir();
+    let path = sock_path(dir.path());
+    let (h, _rx) = start(&format!("syslog[socket={}]", path.display()), 8);
+    let m = std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o660);
+    assert_eq!((m.uid(), m.gid()), (0, gid));
+    let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("syslog.sock")]);
+    // An explicit group that does not exist is an error naming it, before any socket.
+    let e = SyslogListen::from_backend("syslog[group=no-such-group-here]").unwrap_err();
+    assert!(e.contains("no-such-group-here"), "{e}");
+    h.stop();
+}
+
+/// A sender over its rate is dropped and counted, and other senders are not held back by
+/// it: counted, never timed (only "more than the burst, less than all" is asserted).
+#[test]
+fn a_sender_over_its_rate_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sock_path(dir.path());
+    // One a second, five at once.
+    let (h, rx) = start(
+        &format!(
+            "syslog[socket={}, udp=127.0.0.1:0, rate=1, {}]",
+            path.display(),
+            mine()
+        ),
+        256,
+    );
+    let stats = h.stats();
+    for i in 0..50 {
+        send_unix(
+            &path,
+            format!("<13>Nov 25 15:55:15 app: unix {i}").as_bytes(),
+        );
+    }
+    let evs = events_until(&rx, &stats, |s| {
+        s.accepted.load(Ordering::Relaxed) + s.rate_limited.load(Ordering::Relaxed) == 50
+    });
+    let accepted = stats.accepted.load(Ordering::Relaxed);
+    assert!((5..50).contains(&accepted), "{stats:?}");
+    assert_eq!(entries(&evs).len() as u64, accepted);
+    // Said once for this sender, not once per drop.
+    let said = evs
+        .iter()
+        .filter(|e| matches!(e, SourceEvent::Warning(w) if w.contains("records a second")))
+        .count();
+    assert_eq!(said, 1, "{evs:?}");
+
+    // UDP: per source address. 127.0.0.2 floods, 127.0.0.3 sends three: all three pass.
+    let udp = h.udp_addr().unwrap();
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let quiet = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+    for i in 0..50 {
+        flood
+            .send_to(
+                format!("<13>Nov 25 15:55:15 app: flood {i}").as_bytes(),
+                udp,
+            )
+            .unwrap();
+    }
+    for i in 0..3 {
+        quiet
+            .send_to(
+                format!("<13>Nov 25 15:55:15 app: quiet {i}").as_bytes(),
+                udp,
+            )
+            .unwrap();
+    }
+    let evs = events_until(&rx, &stats, |s| {
+        s.accepted.load(Ordering::Relaxed) + s.rate_limited.load(Ordering::Relaxed) == 103
+    });
+    let got = entries(&evs);
+    assert_eq!(got.iter().filter(|l| l.contains("quiet")).count(), 3);
+    let flooded = got.iter().filter(|l| l.contains("flood")).count();
+    assert!((5..50).contains(&flooded), "{flooded}");
+    h.stop();
+}
+
+/// A flood the reader cannot keep up with: the kernel drops datagrams on the UDP socket,
+/// and those drops are counted (from the kernel's own count) and said.
+#[test]
+fn kernel_drops_on_udp_are_counted() {
+    // Nobody drains the channel of one: the listener stops reading, the queue fills.
+    let (h, rx) = start("syslog[udp=127.0.0.1:0]", 1);
+    let stats = h.stats();
+    let udp = h.udp_addr().unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let payload = vec![b'x'; 1024];
+    // Far more than a 4 MiB buffer holds (each datagram takes more than its size in it).
+    for _ in 0..20_000 {
+        let _ = client.send_to(&payload, udp);
+    }
+    let evs = events_until(&rx, &stats, |s| s.kernel_drops.load(Ordering::Relaxed) > 0);
+    let drops = stats.kernel_drops.load(Ordering::Relaxed);
+    assert!(drops > 0 && drops < 20_000, "{drops}");
+    // Said when it was seen (the warning may still be on its way: look a little longer).
+    let mut evs = evs;
+    let end = Instant::now() + DEADLINE;
+    while !evs
+        .iter()
+        .any(|e| matches!(e, SourceEvent::Warning(w) if w.contains("the kernel dropped")))
+    {
+        assert!(Instant::now() < end, "no warning about kernel drops");
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
+            evs.push(ev);
+        }
+    }
+    h.stop();
 }

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use banhammer::source::{
-    spawn, Backend, FileCheckpoint, LogPathSpec, SourceEvent, SourceHandle, StartAt,
+    spawn, Backend, FileCheckpoint, LogPathSpec, SkippedRecord, SourceEvent, SourceHandle, StartAt,
 };
 
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -27,6 +27,7 @@ struct Collected {
     lines: Vec<(String, String, Instant)>,
     checkpoints: HashMap<String, FileCheckpoint>,
     warnings: Vec<String>,
+    skipped: Vec<SkippedRecord>,
     /// Everything but lines, in order, with the number of lines received before it.
     log: Vec<(usize, String)>,
 }
@@ -77,6 +78,11 @@ impl Collector {
                     SourceEvent::Info(i) => {
                         let n = d.lines.len();
                         d.log.push((n, i));
+                    }
+                    SourceEvent::Skipped(s) => {
+                        let n = d.lines.len();
+                        d.log.push((n, s.to_string()));
+                        d.skipped.push(s);
                     }
                     SourceEvent::Entry { .. } | SourceEvent::CaughtUp => {}
                 }
@@ -536,4 +542,74 @@ fn latency_inotify_and_polling() {
         };
         assert!(max < bound, "{backend:?}: {max:?}");
     }
+}
+
+/// The reviewed attack end to end through a source thread: a wordpress line whose first
+/// 65,536 bytes end in `from 6.6.7.1`. Nothing of it is passed on; the line after it is.
+#[test]
+fn a_line_cut_at_64k_is_never_passed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wp.log");
+    let bait = "from 6.6.7.1";
+    let head = "Nov 25 15:55:15 web wordpress(blog)[1]: Authentication failure for ";
+    let mut line = head.to_string();
+    line.push_str(&"A".repeat(64 * 1024 - head.len() - bait.len()));
+    line.push_str(bait);
+    line.push_str(" from 1.2.3.99\n");
+    append(&path, &line);
+    append(
+        &path,
+        "Nov 25 15:55:16 web wordpress(blog)[1]: whole line\n",
+    );
+    let (s, c) = start_source(
+        vec![spec(&path, StartAt::Head)],
+        Backend::Auto,
+        HashMap::new(),
+    );
+    c.wait_for("the whole line", |d| d.lines.len() == 1);
+    s.stop();
+    let d = c.finish();
+    assert!(d.texts("wp.log")[0].ends_with("whole line"));
+    assert_eq!(d.skipped.len(), 1, "{:?}", d.log);
+    assert_eq!(d.skipped[0].len, line.len() as u64 - 1);
+    assert!(d.skipped[0].origin.ends_with("wp.log"));
+}
+
+/// A FIFO at a log path used to block the source thread in `open()` (no writer ever
+/// comes), so stopping the daemon never completed and its stop actions never ran. Now it
+/// is refused with one warning, the other file is read, and stop returns.
+#[test]
+fn a_fifo_at_a_log_path_does_not_block_the_source_or_its_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.log");
+    let real = dir.path().join("real.log");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    append(&real, "read\n");
+    // The whole run on another thread, with a deadline: a hang (in the source, or in a
+    // stop that waits for it) is a failure, not a stuck test.
+    let (done_tx, done_rx) = sync_channel(1);
+    std::thread::spawn(move || {
+        let (s, c) = start_source(
+            vec![spec(&fifo, StartAt::Head), spec(&real, StartAt::Head)],
+            Backend::Auto,
+            HashMap::new(),
+        );
+        c.wait_for("the regular file's line", |d| d.lines.len() == 1);
+        c.wait_for("the FIFO warning", |d| !d.warnings.is_empty());
+        s.stop();
+        let _ = done_tx.send(c.finish());
+    });
+    let d = done_rx
+        .recv_timeout(DEADLINE * 3)
+        .expect("the source or its stop hung");
+    assert_eq!(d.texts("real.log"), ["read"]);
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(d.warnings[0].contains("a FIFO"), "{:?}", d.warnings);
 }

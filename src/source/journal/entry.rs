@@ -1,7 +1,16 @@
 //! One line of `journalctl -o json` → the line fail2ban's `formatJournalEntry` builds
-//! from that entry, its time and its cursor. Pure: bytes in, [`JournalEntry`] out.
+//! from that entry, its time and its cursor. Pure: bytes in, [`JournalEntry`] out — or an
+//! [`EntryError`]: not JSON of an entry, or an entry that did not arrive whole.
+//!
+//! journalctl prints a field it did not print whole as `null` (a field over its size
+//! limit, when `--all` is not given — we give it, so this is the guard for the day it is
+//! not). Such an entry is never formatted: a MESSAGE cut short could end in any address,
+//! and a missing IDENT or HOST shifts the rest of the line under the filter's prefix. Work
+//! and memory are linear in the input: the line is built in one pass over the fields
+//! (at most the input's bytes, `\n` doubled), and serde_json parses in one pass with a
+//! nesting limit.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// One journal entry, formatted.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +25,7 @@ pub struct JournalEntry {
 
 /// A field in journalctl's JSON: a string, an array of bytes (not printable or not
 /// UTF-8), or an array of those (a field set more than once in the entry). `null` (a
-/// field too large without `--all`) is read as absent by the `Option` around it.
+/// field too large without `--all`) is told apart from an absent field by [`Slot`].
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Field {
@@ -51,20 +60,29 @@ impl Field {
     }
 }
 
+/// A field that makes up the line: `None` absent, `Some(None)` printed as `null` (not
+/// whole), `Some(Some(value))`.
+type Slot = Option<Option<Field>>;
+
+/// Reads a present field, `null` included, as `Some` (absent fields get the default).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Slot, D::Error> {
+    Option::<Field>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize)]
 struct RawEntry {
-    #[serde(rename = "MESSAGE")]
-    message: Option<Field>,
-    #[serde(rename = "_HOSTNAME")]
-    hostname: Option<Field>,
-    #[serde(rename = "SYSLOG_IDENTIFIER")]
-    identifier: Option<Field>,
-    #[serde(rename = "_COMM")]
-    comm: Option<Field>,
-    #[serde(rename = "SYSLOG_PID")]
-    syslog_pid: Option<Field>,
-    #[serde(rename = "_PID")]
-    pid: Option<Field>,
+    #[serde(rename = "MESSAGE", default, deserialize_with = "present")]
+    message: Slot,
+    #[serde(rename = "_HOSTNAME", default, deserialize_with = "present")]
+    hostname: Slot,
+    #[serde(rename = "SYSLOG_IDENTIFIER", default, deserialize_with = "present")]
+    identifier: Slot,
+    #[serde(rename = "_COMM", default, deserialize_with = "present")]
+    comm: Slot,
+    #[serde(rename = "SYSLOG_PID", default, deserialize_with = "present")]
+    syslog_pid: Slot,
+    #[serde(rename = "_PID", default, deserialize_with = "present")]
+    pid: Slot,
     #[serde(rename = "_SOURCE_REALTIME_TIMESTAMP")]
     source_realtime: Option<Field>,
     #[serde(rename = "__REALTIME_TIMESTAMP")]
@@ -77,9 +95,46 @@ struct RawEntry {
     cursor: Option<Field>,
 }
 
+/// Why a line of journalctl's output gave no entry.
+#[derive(Debug)]
+pub enum EntryError {
+    /// Not the JSON of an entry.
+    Json(serde_json::Error),
+    /// A field of the line came as `null`: the entry did not arrive whole. Skipped, never
+    /// matched; its cursor (if any) is where reading goes on.
+    Incomplete {
+        /// The first field that was not whole.
+        field: &'static str,
+        /// The entry's `__CURSOR`.
+        cursor: Option<String>,
+    },
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryError::Json(e) => e.fmt(f),
+            EntryError::Incomplete { field, .. } => {
+                write!(f, "{field} was not printed whole (null)")
+            }
+        }
+    }
+}
+
+impl From<serde_json::Error> for EntryError {
+    fn from(e: serde_json::Error) -> Self {
+        EntryError::Json(e)
+    }
+}
+
 /// A field's value when present and not empty (Python's truthiness in fail2ban).
 fn value(f: &Option<Field>) -> Option<&[u8]> {
     f.as_ref().map(Field::first).filter(|v| !v.is_empty())
+}
+
+/// A line field's value (see [`value`]); `null` was refused before this is called.
+fn slot_value(f: &Slot) -> Option<&[u8]> {
+    f.as_ref().and_then(|v| value(v))
 }
 
 /// Microseconds in a field, as seconds.
@@ -133,21 +188,34 @@ fn format_pid(raw: &[u8]) -> Option<Vec<u8>> {
 /// `[_HOSTNAME] [IDENT[PID]:] MESSAGE`, words joined by one space, IDENT from
 /// `SYSLOG_IDENTIFIER` or `_COMM`, PID from `SYSLOG_PID` or `_PID`, `kernel:` followed by
 /// `[%12.6f]` monotonic seconds, a repeated MESSAGE joined with spaces, and every newline
-/// written as the two characters `\n` (one entry stays one line).
-pub fn parse_entry(json: &[u8]) -> Result<JournalEntry, serde_json::Error> {
+/// written as the two characters `\n` (one entry stays one line). A field of the line
+/// printed as `null` gives [`EntryError::Incomplete`]: the entry is not whole.
+pub fn parse_entry(json: &[u8]) -> Result<JournalEntry, EntryError> {
     let raw: RawEntry = serde_json::from_slice(json)?;
+    let cursor = value(&raw.cursor).map(|c| String::from_utf8_lossy(c).into_owned());
+    let line_fields = [
+        ("MESSAGE", &raw.message),
+        ("_HOSTNAME", &raw.hostname),
+        ("SYSLOG_IDENTIFIER", &raw.identifier),
+        ("_COMM", &raw.comm),
+        ("SYSLOG_PID", &raw.syslog_pid),
+        ("_PID", &raw.pid),
+    ];
+    if let Some((field, _)) = line_fields.iter().find(|(_, f)| matches!(f, Some(None))) {
+        return Err(EntryError::Incomplete { field, cursor });
+    }
     let mut line = Vec::with_capacity(128);
-    if let Some(host) = value(&raw.hostname) {
+    if let Some(host) = slot_value(&raw.hostname) {
         line.extend_from_slice(host);
     }
-    if let Some(ident) = value(&raw.identifier).or(value(&raw.comm)) {
+    if let Some(ident) = slot_value(&raw.identifier).or(slot_value(&raw.comm)) {
         if !line.is_empty() {
             line.push(b' ');
         }
         line.extend_from_slice(ident);
-        let pid = value(&raw.syslog_pid)
+        let pid = slot_value(&raw.syslog_pid)
             .and_then(format_pid)
-            .or_else(|| value(&raw.pid).and_then(format_pid));
+            .or_else(|| slot_value(&raw.pid).and_then(format_pid));
         if let Some(p) = &pid {
             line.extend_from_slice(p);
         }
@@ -163,14 +231,14 @@ pub fn parse_entry(json: &[u8]) -> Result<JournalEntry, serde_json::Error> {
     if !line.is_empty() {
         line.push(b' ');
     }
-    if let Some(m) = &raw.message {
+    if let Some(Some(m)) = &raw.message {
         m.joined(&mut line);
     }
     let line = escape_newlines(line);
     Ok(JournalEntry {
         line,
         time: micros(&raw.source_realtime).or(micros(&raw.realtime)),
-        cursor: value(&raw.cursor).map(|c| String::from_utf8_lossy(c).into_owned()),
+        cursor,
     })
 }
 

@@ -214,8 +214,41 @@ fn entry_message_as_bytes_or_repeated() {
         line(r#"{"SYSLOG_IDENTIFIER":"x","MESSAGE":["one",[116,119,111]]}"#),
         "x: one two"
     );
-    // null (a field over 4 KiB without --all) reads as missing.
-    assert_eq!(line(r#"{"SYSLOG_IDENTIFIER":"x","MESSAGE":null}"#), "x: ");
+}
+
+/// journalctl prints a field it did not print whole as `null` (over its size limit without
+/// `--all`). Such an entry used to be formatted with the field left out; now it is never
+/// an entry (a cut MESSAGE could end in any address), and its cursor is where reading goes
+/// on.
+#[test]
+fn a_journal_message_that_is_not_whole_is_never_matched() {
+    let j = r#"{"__CURSOR":"s=1;i=9","SYSLOG_IDENTIFIER":"x","MESSAGE":null}"#;
+    match parse_entry(j.as_bytes()) {
+        Err(EntryError::Incomplete { field, cursor }) => {
+            assert_eq!(field, "MESSAGE");
+            assert_eq!(cursor.as_deref(), Some("s=1;i=9"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Any field of the line: a missing IDENT shifts the message under the prefix.
+    for field in [
+        "_HOSTNAME",
+        "SYSLOG_IDENTIFIER",
+        "_COMM",
+        "SYSLOG_PID",
+        "_PID",
+    ] {
+        let j = format!(r#"{{"{field}":null,"MESSAGE":"Failed password from 192.0.2.1"}}"#);
+        assert!(
+            matches!(parse_entry(j.as_bytes()), Err(EntryError::Incomplete { field: f, .. }) if f == field),
+            "{field}"
+        );
+    }
+    // Fields that are not part of the line may be null.
+    let j = r#"{"_SYSTEMD_UNIT":null,"MESSAGE":"m"}"#;
+    assert_eq!(parse_entry(j.as_bytes()).unwrap().line, b"m");
+    // Absent is not null: formatted as before.
+    assert_eq!(line(r#"{"SYSLOG_IDENTIFIER":"x"}"#), "x: ");
 }
 
 #[test]
@@ -308,10 +341,89 @@ fn journalfiles_expand_or_fail() {
     );
 }
 
+/// A JSON value for one field: a string, bytes, null, an array of those, or junk.
+fn field_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        ".{0,40}".prop_map(serde_json::Value::from),
+        proptest::collection::vec(any::<u8>(), 0..20).prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[0-9]{0,20}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        proptest::collection::vec(inner, 0..4).prop_map(serde_json::Value::from)
+    })
+}
+
 proptest::proptest! {
     #[test]
     fn parse_entry_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
         let _ = parse_entry(&bytes);
+    }
+
+    /// Entries of any shape (the fields we read with any kind of value, nulls, nesting):
+    /// no panic; an entry is one line; a null in a field of the line is never an entry; the
+    /// line is linear in the input (at most the input's bytes, newlines doubled, plus the
+    /// fixed words we add) — it is all the work done after serde_json's one pass.
+    #[test]
+    fn any_entry_shape_is_one_bounded_line_or_refused(
+        fields in proptest::collection::btree_map(
+            proptest::sample::select(vec![
+                "MESSAGE", "_HOSTNAME", "SYSLOG_IDENTIFIER", "_COMM", "SYSLOG_PID", "_PID",
+                "__REALTIME_TIMESTAMP", "_SOURCE_REALTIME_TIMESTAMP", "__MONOTONIC_TIMESTAMP",
+                "_SOURCE_MONOTONIC_TIMESTAMP", "__CURSOR", "OTHER",
+            ]),
+            field_value(),
+            0..8,
+        ),
+    ) {
+        let obj: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let json = serde_json::Value::Object(obj).to_string();
+        let line_fields = ["MESSAGE", "_HOSTNAME", "SYSLOG_IDENTIFIER", "_COMM", "SYSLOG_PID", "_PID"];
+        let has_null = line_fields.iter().any(|f| fields.get(f) == Some(&serde_json::Value::Null));
+        match parse_entry(json.as_bytes()) {
+            Ok(e) => {
+                proptest::prop_assert!(!has_null, "a null field became an entry: {}", json);
+                proptest::prop_assert!(!e.line.contains(&b'\n'));
+                proptest::prop_assert!(e.line.len() <= 2 * json.len() + 64, "{} from {}", e.line.len(), json.len());
+            }
+            Err(EntryError::Incomplete { .. }) => proptest::prop_assert!(has_null),
+            Err(EntryError::Json(_)) => {}
+        }
+    }
+
+    /// journalctl's stdout cut into lines, whatever the reads: exactly the lines of the
+    /// input, the long ones reported by length and never passed on, the buffer bounded.
+    #[test]
+    fn journalctl_output_splits_into_exactly_its_lines(
+        input in proptest::collection::vec(
+            proptest::prop_oneof![1 => proptest::strategy::Just(b'\n'), 6 => proptest::num::u8::ANY], 0..300),
+        cap in 1usize..30,
+        read_size in 1usize..17,
+    ) {
+        let mut r = BufReader::with_capacity(read_size, &input[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            match read_line_capped(&mut r, &mut buf, cap).unwrap() {
+                LineRead::Line => got.push(Ok(buf.clone())),
+                LineRead::TooLong(n) => got.push(Err(n)),
+                LineRead::Eof => break,
+            }
+            proptest::prop_assert!(buf.len() <= cap);
+        }
+        let mut want = Vec::new();
+        let mut pieces: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        // A last piece without newline counts unless it is empty.
+        if pieces.last().is_some_and(|p| p.is_empty()) {
+            pieces.pop();
+        }
+        for p in pieces {
+            want.push(if p.len() <= cap { Ok(p.to_vec()) } else { Err(p.len()) });
+        }
+        proptest::prop_assert_eq!(got, want);
     }
 
     #[test]

@@ -1,6 +1,29 @@
 //! One datagram → one [`SyslogRecord`]: RFC 3164 (with or without HOST), RFC 5424, or
 //! anything else kept whole as the message, as rsyslog keeps it. Pure and total: any
-//! bytes give a record, control characters escaped, nothing panics.
+//! bytes give a record, control characters escaped, nothing panics. Linear: every scan
+//! goes forward over what is left, never back (the property tests count the bytes each
+//! scan looks at, [`examined`], and bound their sum by the datagram's length).
+
+/// Counts `n` bytes looked at, for the property tests' work bound (nothing in the binary).
+#[inline]
+fn examined(n: usize) {
+    #[cfg(test)]
+    WORK.with(|w| w.set(w.get() + n as u64));
+    let _ = n;
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes looked at by this thread's parses (see [`examined`]).
+    pub(super) static WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `slice.iter().position(pred)`, counted.
+fn find(slice: &[u8], pred: impl Fn(u8) -> bool) -> Option<usize> {
+    let at = slice.iter().position(|&b| pred(b));
+    examined(at.map_or(slice.len(), |i| i + 1));
+    at
+}
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +47,7 @@ pub fn parse_datagram(datagram: &[u8], local_host: &[u8]) -> SyslogRecord {
     while end > 0 && matches!(datagram[end - 1], b'\0' | b'\n' | b'\r') {
         end -= 1;
     }
+    examined(datagram.len() - end);
     // rsyslog escapes on receive, before parsing; so do we.
     let text = escape_controls(&datagram[..end]);
     let (pri, rest) = match split_pri(&text) {
@@ -31,6 +55,7 @@ pub fn parse_datagram(datagram: &[u8], local_host: &[u8]) -> SyslogRecord {
         None => (13, &text[..]),
     };
     let mut line = Vec::with_capacity(rest.len() + local_host.len() + 4);
+    examined(rest.len());
     if let Some(m) = rest.strip_prefix(b"1 ").and_then(parse_5424) {
         line.extend_from_slice(m.host.unwrap_or(local_host));
         line.push(b' ');
@@ -48,10 +73,7 @@ pub fn parse_datagram(datagram: &[u8], local_host: &[u8]) -> SyslogRecord {
         line.push(b' ');
         // rsyslog's TAG: up to the first `:` (included) or space; the traditional file
         // format then writes TAG, a space unless MSG starts with one, and MSG.
-        let cut = body
-            .iter()
-            .position(|&b| b == b':' || b == b' ')
-            .unwrap_or(body.len());
+        let cut = find(body, |b| b == b':' || b == b' ').unwrap_or(body.len());
         let (tag, msg) = match body.get(cut) {
             Some(b':') => body.split_at(cut + 1),
             _ => body.split_at(cut),
@@ -80,9 +102,10 @@ fn push_msg(line: &mut Vec<u8>, msg: &[u8]) {
 /// `$EscapeControlCharactersOnReceive` (on by default, tab included).
 pub fn escape_controls(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let is_control = |b: u8| b < 0x20 || b == 0x7f;
-    if !bytes.iter().any(|&b| is_control(b)) {
+    if find(bytes, is_control).is_none() {
         return std::borrow::Cow::Borrowed(bytes);
     }
+    examined(bytes.len());
     let mut out = Vec::with_capacity(bytes.len() + 12);
     for &b in bytes {
         if is_control(b) {
@@ -97,7 +120,7 @@ pub fn escape_controls(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// `<PRI>`: 1-3 digits, at most 191 (facility 23, severity 7).
 fn split_pri(text: &[u8]) -> Option<(u16, &[u8])> {
     let inner = text.strip_prefix(b"<")?;
-    let close = inner.iter().take(4).position(|&b| b == b'>')?;
+    let close = find(&inner[..inner.len().min(4)], |b| b == b'>')?;
     let digits = &inner[..close];
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -116,9 +139,10 @@ fn parse_3164_header(rest: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let Some(after_time) = skip_bsd_time(rest).or_else(|| skip_rfc3339_time(rest)) else {
         return (None, rest);
     };
-    let word_len = after_time.iter().position(|&b| b == b' ');
+    let word_len = find(after_time, |b| b == b' ');
     if let Some(n) = word_len {
         let word = &after_time[..n];
+        examined(word.len());
         let hostlike = !word.is_empty()
             && word
                 .iter()
@@ -144,7 +168,8 @@ fn skip_bsd_time(t: &[u8]) -> Option<&[u8]> {
     if let Some(q) = p.strip_prefix(b" ") {
         p = q;
     }
-    let day = p.iter().take_while(|b| b.is_ascii_digit()).count();
+    let day = p.iter().take(3).take_while(|b| b.is_ascii_digit()).count();
+    examined(day + 1);
     if !(1..=2).contains(&day) {
         return None;
     }
@@ -164,6 +189,7 @@ fn skip_bsd_time(t: &[u8]) -> Option<&[u8]> {
     p = &p[8..];
     if let Some(frac) = p.strip_prefix(b".") {
         let n = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+        examined(n + 1);
         p = &frac[n..];
     }
     if p.is_empty() {
@@ -184,7 +210,7 @@ fn skip_rfc3339_time(t: &[u8]) -> Option<&[u8]> {
     if !shape_ok {
         return None;
     }
-    let n = t.iter().position(|&b| b == b' ').unwrap_or(t.len());
+    let n = find(t, |b| b == b' ').unwrap_or(t.len());
     Some(t.get(n + 1..).unwrap_or(&[]))
 }
 
@@ -201,8 +227,9 @@ fn parse_5424(t: &[u8]) -> Option<Rfc5424<'_>> {
     let mut p = t;
     let mut header = [None; 5];
     for (i, slot) in header.iter_mut().enumerate() {
-        let n = p.iter().position(|&b| b == b' ')?;
+        let n = find(p, |b| b == b' ')?;
         let token = &p[..n];
+        examined(token.len());
         if token.is_empty() || !token.iter().all(|b| (33..=126).contains(b)) {
             return None;
         }
@@ -240,6 +267,7 @@ fn skip_structured_data(t: &[u8]) -> Option<&[u8]> {
         i += 1;
         let mut quoted = false;
         loop {
+            examined(1);
             match *t.get(i)? {
                 b'\\' if quoted => i += 2,
                 b'"' => {

@@ -14,49 +14,134 @@ fn line(datagram: &[u8]) -> String {
     parsed(datagram).2
 }
 
+/// A machine with root, www-data, nginx (user and group), a `webdev` group without a user
+/// of that name, and nobody/nogroup.
+fn accounts() -> Accounts {
+    Accounts::from_text(
+        "root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/var/www:/x\nnginx:x:101:101::/:/x\n\
+         nobody:x:65534:65534::/:/x\n",
+        "root:x:0:\nwww-data:x:33:\nnginx:x:101:\nwebdev:x:500:alice\nnogroup:x:65534:\n",
+    )
+}
+
+fn listen(backend: &str) -> Result<SyslogListen, String> {
+    SyslogListen::from_backend_in(backend, Some(DEFAULT_GROUP), &accounts())
+}
+
 #[test]
 fn backend_values() {
-    let l = SyslogListen::from_backend("syslog").unwrap();
+    let l = listen("syslog").unwrap();
     assert_eq!(l.socket, Some(PathBuf::from(DEFAULT_SOCKET)));
-    assert_eq!((l.udp, l.mode, l.facilities), (None, 0o666, None));
+    assert_eq!((l.udp, l.mode, l.facilities), (None, 0o660, None));
+    // root:www-data, root and www-data may send, 200 a second (burst 1000) each.
+    assert_eq!((l.group, l.senders.clone()), (33, vec![0, 33]));
+    assert_eq!(
+        l.rate,
+        Rate {
+            per_sec: 200,
+            burst: 1000
+        }
+    );
+    assert!(l.notes.is_empty(), "{:?}", l.notes);
 
-    let l = SyslogListen::from_backend("syslog[socket=/tmp/x.sock, mode=0660]").unwrap();
+    let l = listen("syslog[socket=/tmp/x.sock, mode=0660]").unwrap();
     assert_eq!(l.socket, Some(PathBuf::from("/tmp/x.sock")));
     assert_eq!(l.mode, 0o660);
 
     // udp alone: no Unix socket.
-    let l = SyslogListen::from_backend("syslog[udp=127.0.0.1:5514]").unwrap();
+    let l = listen("syslog[udp=127.0.0.1:5514]").unwrap();
     assert_eq!(l.socket, None);
     assert_eq!(l.udp, Some("127.0.0.1:5514".parse().unwrap()));
 
-    let l = SyslogListen::from_backend(
-        "syslog[socket=/run/b/s.sock, udp=\"[::1]:5514\", facility=auth authpriv]",
-    )
-    .unwrap();
+    let l =
+        listen("syslog[socket=/run/b/s.sock, udp=\"[::1]:5514\", facility=auth authpriv]").unwrap();
     assert!(l.socket.is_some());
     assert_eq!(l.udp, Some("[::1]:5514".parse().unwrap()));
     assert!(l.accepts(4) && l.accepts(10) && !l.accepts(1) && !l.accepts(200));
-    let l = SyslogListen::from_backend("syslog[facility=local7 3]").unwrap();
+    let l = listen("syslog[facility=local7 3]").unwrap();
     assert!(l.accepts(23) && l.accepts(3) && !l.accepts(4));
+
+    // Another web server's account: its group, root and its user may send.
+    let l = listen("syslog[group=nginx, rate=10]").unwrap();
+    assert_eq!((l.group, l.senders.clone()), (101, vec![0, 101]));
+    assert_eq!(
+        l.rate,
+        Rate {
+            per_sec: 10,
+            burst: 50
+        }
+    );
+    // Numbers work for both; senders replace the default list.
+    let l = listen("syslog[group=33, senders=0 nobody 1000]").unwrap();
+    assert_eq!((l.group, l.senders.clone()), (33, vec![0, 65534, 1000]));
+    // A group without a user of its name: only root by default, and a note says so.
+    let l = listen("syslog[group=webdev]").unwrap();
+    assert_eq!((l.group, l.senders.clone()), (500, vec![0]));
+    assert!(l.notes[0].contains("only root may send"), "{:?}", l.notes);
+    // A mode that lets everyone send is allowed, with a note.
+    let l = listen("syslog[mode=0666]").unwrap();
+    assert!(l.notes[0].contains("every local user"), "{:?}", l.notes);
+    // udp alone needs no group and says nothing about one.
+    let l = SyslogListen::from_backend_in("syslog[udp=127.0.0.1:1]", None, &accounts()).unwrap();
+    assert!(l.notes.is_empty());
+}
+
+/// The default group is the caller's; when this machine has no such group the socket is
+/// root's group (a notice, not an error), while a group named explicitly must exist.
+#[test]
+fn the_default_group_falls_back_to_root_an_explicit_one_must_exist() {
+    let none = Accounts::from_text("root:x:0:0::/:/x\n", "root:x:0:\n");
+    let l = SyslogListen::from_backend_in("syslog", Some("www-data"), &none).unwrap();
+    assert_eq!((l.group, l.senders.clone()), (0, vec![0]));
+    assert_eq!(l.notes.len(), 1);
+    assert!(
+        l.notes[0].contains("www-data does not exist") && l.notes[0].contains("only root"),
+        "{:?}",
+        l.notes
+    );
+    let l = SyslogListen::from_backend_in("syslog", None, &none).unwrap();
+    assert_eq!(l.group, 0);
+    let e = SyslogListen::from_backend_in("syslog[group=www-data]", Some("www-data"), &none)
+        .unwrap_err();
+    assert!(e.contains("group = www-data: no such group"), "{e}");
+    let e = listen("syslog[senders=root ghost]").unwrap_err();
+    assert!(e.contains("no such user \"ghost\""), "{e}");
 }
 
 #[test]
 fn bad_backend_values_are_explained() {
-    let e = SyslogListen::from_backend("syslog[udp=0.0.0.0:5514]").unwrap_err();
+    let e = listen("syslog[udp=0.0.0.0:5514]").unwrap_err();
     assert!(e.contains("not a loopback address"), "{e}");
-    let e = SyslogListen::from_backend("syslog[udp=192.0.2.1:514]").unwrap_err();
+    let e = listen("syslog[udp=192.0.2.1:514]").unwrap_err();
     assert!(e.contains("not a loopback address"), "{e}");
-    let e = SyslogListen::from_backend("syslog[udp=localhost]").unwrap_err();
+    let e = listen("syslog[udp=localhost]").unwrap_err();
     assert!(e.contains("ADDRESS:PORT"), "{e}");
-    let e = SyslogListen::from_backend("syslog[mode=999]").unwrap_err();
+    let e = listen("syslog[mode=999]").unwrap_err();
     assert!(e.contains("octal"), "{e}");
-    let e = SyslogListen::from_backend("syslog[udp=127.0.0.1:1, mode=0600]").unwrap_err();
+    let e = listen("syslog[udp=127.0.0.1:1, mode=0600]").unwrap_err();
     assert!(e.contains("mode applies to a Unix socket"), "{e}");
-    let e = SyslogListen::from_backend("syslog[facility=nope]").unwrap_err();
+    let e = listen("syslog[facility=nope]").unwrap_err();
     assert!(e.contains("unknown facility \"nope\""), "{e}");
-    let e = SyslogListen::from_backend("syslog[sock=/x, port=1]").unwrap_err();
+    let e = listen("syslog[sock=/x, port=1]").unwrap_err();
     assert!(e.contains("unknown arguments port, sock"), "{e}");
-    let e = SyslogListen::from_backend("systemd").unwrap_err();
+    for (bad, why) in [
+        (
+            "syslog[udp=127.0.0.1:1, group=www-data]",
+            "group applies to a Unix socket",
+        ),
+        (
+            "syslog[udp=127.0.0.1:1, senders=root]",
+            "senders applies to a Unix socket",
+        ),
+        ("syslog[senders=]", "senders is empty"),
+        ("syslog[group=]", "group is empty"),
+        ("syslog[rate=0]", "rate = 0"),
+        ("syslog[rate=lots]", "rate = lots"),
+    ] {
+        let e = listen(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let e = listen("systemd").unwrap_err();
     assert!(e.contains("not a syslog backend"), "{e}");
 }
 
@@ -166,6 +251,58 @@ fn hostname_is_a_word() {
     assert!(!h.is_empty() && !h.contains('.') && !h.contains(' '), "{h}");
 }
 
+/// Parses `d`, returning the record and the bytes the parser looked at.
+fn parse_counted(d: &[u8]) -> (SyslogRecord, u64) {
+    let before = parse::WORK.with(|w| w.get());
+    let r = parse_datagram(d, b"h");
+    (r, parse::WORK.with(|w| w.get()) - before)
+}
+
+/// Datagram-shaped bytes: fragments of headers, structured data, quotes and escapes,
+/// repeated (the shapes that could make a parser go back and forth), up to the limit.
+fn datagram_like() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just(b"<13>".to_vec()),
+        Just(b"<165>1 ".to_vec()),
+        Just(b"2026-11-25T15:55:15Z ".to_vec()),
+        Just(b"Nov 25 15:55:15 ".to_vec()),
+        Just(b"- ".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"]".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"a=\"".to_vec()),
+        Just(b": ".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\0".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ];
+    proptest::collection::vec(piece, 0..300).prop_map(|v| {
+        let mut d = v.concat();
+        d.truncate(MAX_DATAGRAM);
+        d
+    })
+}
+
+proptest::proptest! {
+    // Fewer, larger cases: generating the pieces is the slow part (debug builds).
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+    /// No datagram up to the limit makes the parser look at a byte more than a few times
+    /// (work counted, not timed), or makes a line more than four times its size (an
+    /// escaped control character is four bytes); always one clean line.
+    #[test]
+    fn parse_work_and_output_are_linear(d in datagram_like()) {
+        let (r, work) = parse_counted(&d);
+        let n = d.len() as u64;
+        proptest::prop_assert!(work <= 8 * n + 64, "{} bytes looked at for {}", work, n);
+        proptest::prop_assert!(r.line.len() as u64 <= 4 * n + 8);
+        proptest::prop_assert!(r.line.iter().all(|&b| b >= 0x20 && b != 0x7f));
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn any_datagram_gives_one_clean_line(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
@@ -173,6 +310,7 @@ proptest::proptest! {
         proptest::prop_assert!(r.line.iter().all(|&b| b >= 0x20 && b != 0x7f));
         proptest::prop_assert!(r.facility < 24 && r.severity < 8);
     }
+
 
     #[test]
     fn structured_headers_never_panic(
@@ -191,5 +329,26 @@ proptest::proptest! {
         let l = parse_datagram(d.as_bytes(), b"h").line;
         let want = format!("h wordpress[12]: {msg}");
         proptest::prop_assert_eq!(String::from_utf8(l).unwrap(), want);
+    }
+}
+
+/// The worst shapes written out at the limit: the bound holds at full size too.
+#[test]
+fn parse_work_at_the_limit() {
+    for unit in [
+        &b"["[..],
+        b"[a=\"",
+        b"\"",
+        b"<13>1 ",
+        b"- ",
+        b"\n",
+        b"Nov 25 15:55:15 ",
+    ] {
+        let mut d = b"<13>1 - h a p m ".to_vec();
+        while d.len() + unit.len() <= MAX_DATAGRAM {
+            d.extend_from_slice(unit);
+        }
+        let (_, work) = parse_counted(&d);
+        assert!(work <= 8 * d.len() as u64 + 64, "{work} for {}", d.len());
     }
 }

@@ -152,12 +152,14 @@ fn rename_and_create_loses_nothing() {
     fx.append("log", b"n3\n");
     assert_eq!(poll(&mut t, fx.now), ["partial", "n3"]);
     assert_eq!(t.inodes().count(), 2);
-    // After the grace, the old file is let go; its unfinished line is passed on.
+    // After the grace, the old file is let go; its unfinished line is not whole, so it is
+    // reported, never passed on.
     old.write_all(b"cut").unwrap();
     let later = fx.now + Duration::from_secs(1);
     assert_eq!(poll(&mut t, later), Vec::<String>::new());
     let much_later = later + TailOptions::default().rotate_grace;
-    assert_eq!(poll(&mut t, much_later), ["cut"]);
+    assert_eq!(poll(&mut t, much_later), Vec::<String>::new());
+    assert!(t.take_notices().contains(&Notice::Unfinished { len: 3 }));
     assert_eq!(t.inodes().count(), 1);
     // The checkpoint is the new file's.
     let cp = t.checkpoint().unwrap();
@@ -227,7 +229,7 @@ fn file_that_appears_later() {
 }
 
 #[test]
-fn long_lines_are_capped() {
+fn long_lines_are_skipped_whole() {
     let fx = Fx::new();
     let opts = TailOptions {
         max_line: 8,
@@ -235,22 +237,70 @@ fn long_lines_are_capped() {
     };
     fx.append("log", b"0123456789abcdef\nshort\n0123");
     let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
-    assert_eq!(poll(&mut t, fx.now), ["01234567", "short"]);
-    // A long line arriving in pieces, longer than the chunk size too.
+    assert_eq!(poll(&mut t, fx.now), ["short"]);
+    assert_eq!(t.take_notices(), [Notice::Skipped { len: 16 }]);
+    // The checkpoint moved past the skipped line and the taken one.
+    assert_eq!(t.checkpoint().unwrap().offset, 23);
+    // A long line arriving in pieces, longer than the chunk size too; its tail after the
+    // cut ("yy", then a line's worth of text) is not a line of its own.
     fx.append("log", &[b'x'; 10_000]);
     assert!(poll(&mut t, fx.now).is_empty());
-    fx.append("log", b"yy\nend\n");
-    let mut got = Vec::new();
-    t.poll(fx.now, &mut |l| {
-        got.push((String::from_utf8_lossy(l.bytes).into_owned(), l.capped));
-        ControlFlow::Continue(())
-    });
+    fx.append("log", b"yy 1.2.3.4\nend\n");
+    assert_eq!(poll(&mut t, fx.now), ["end"]);
     assert_eq!(
-        got,
-        [("0123xxxx".to_string(), true), ("end".to_string(), false)]
+        t.take_notices(),
+        [Notice::Skipped {
+            len: 4 + 10_000 + 10
+        }]
     );
-    assert_eq!(t.stats().capped_lines, 2);
-    assert_eq!(t.stats().discarded_bytes, 8 + 9_996 + 2);
+    assert_eq!(t.stats().skipped_lines, 2);
+    assert_eq!(t.stats().skipped_bytes, 16 + 10_014);
+    assert_eq!(t.stats().lines, 2);
+}
+
+/// The other end of the cut: after a long line is skipped, reading resumes at the next
+/// `\n`. Were the tail of the long line passed on as a line, an attacker would put the
+/// address there instead.
+#[test]
+fn the_tail_of_a_skipped_line_is_never_a_line() {
+    let fx = Fx::new();
+    let opts = TailOptions {
+        max_line: 64,
+        ..TailOptions::default()
+    };
+    let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
+    let mut long = vec![b'A'; 64];
+    long.extend_from_slice(b"Nov 25 15:55:15 web sshd[1]: Failed password for root from 6.6.7.1");
+    // Written in every split: the cut may fall anywhere relative to the reads.
+    for split in [1, 63, 64, 65, 100, long.len()] {
+        fx.append("log", &long[..split]);
+        assert!(poll(&mut t, fx.now).is_empty());
+        fx.append("log", &long[split..]);
+        fx.append("log", b"\nok\n");
+        assert_eq!(poll(&mut t, fx.now), ["ok"], "split at {split}");
+    }
+    assert_eq!(t.stats().skipped_lines, 6);
+}
+
+/// A rotated-away file let go of with an unfinished last line: never passed on, whether
+/// it would fit or not (nothing says it is whole: `from 6.6` may be all of `from 6.6.7.1`
+/// the writer got out before it died).
+#[test]
+fn a_released_file_never_passes_on_its_unfinished_last_line() {
+    let fx = Fx::new();
+    let opts = TailOptions {
+        max_line: 64,
+        rotate_grace: Duration::ZERO,
+        ..TailOptions::default()
+    };
+    fx.append("log", b"a\nFailed password for root from 6.6");
+    let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
+    assert_eq!(poll(&mut t, fx.now), ["a"]);
+    std::fs::rename(fx.p("log"), fx.p("log.1")).unwrap();
+    fx.append("log", b"b\n");
+    assert_eq!(poll(&mut t, fx.now), ["b"]);
+    assert!(t.take_notices().contains(&Notice::Unfinished { len: 33 }));
+    assert_eq!(t.stats().skipped_lines, 1);
 }
 
 #[test]
@@ -359,4 +409,27 @@ fn several_rotations_between_two_looks() {
     );
     // The file in between (gen 3) was never seen: only a look between the rotations could.
     assert_eq!(gens.iter().filter(|g| **g == "gen=4").count(), 10);
+}
+
+/// The reviewed attack: a wordpress line whose first 65,536 bytes end in `from 6.6.7.1`,
+/// the real address after it. The head of a cut line must never reach the filter.
+#[test]
+fn a_line_cut_at_64k_is_never_matched() {
+    let fx = Fx::new();
+    let head = b"Nov 25 15:55:15 web wordpress(blog)[1]: Authentication failure for ";
+    let bait = b" from 6.6.7.1";
+    let mut line = head.to_vec();
+    line.resize(64 * 1024 - bait.len(), b'A');
+    line.extend_from_slice(bait);
+    assert_eq!(line.len(), 64 * 1024);
+    line.extend_from_slice(b" from 1.2.3.99\n");
+    fx.append("log", &line);
+    fx.append("log", b"next line\n");
+    let mut t = fx.tailer("log", StartAt::Head, None);
+    let got = poll(&mut t, fx.now);
+    assert_eq!(got, ["next line"], "only the whole line after it");
+    assert_eq!(t.stats().skipped_lines, 1);
+    assert!(t.take_notices().contains(&Notice::Skipped {
+        len: line.len() as u64 - 1
+    }));
 }
