@@ -626,3 +626,40 @@ fn kernel_drops_on_udp_are_counted() {
     }
     h.stop();
 }
+
+/// Finding: the shipped unit's `RuntimeDirectoryMode=0700` made the WordPress plugin's
+/// socket logging fail: the web server could not enter `/run/banhammer`. A root-only
+/// directory the socket is bound in is given to the socket's group (enter only), so the
+/// web server reaches its socket and other users still cannot enter.
+#[test]
+fn the_web_group_can_reach_a_socket_in_a_root_only_runtime_directory() {
+    if !can_send_as_others() {
+        return;
+    }
+    let Some(gid) = Accounts::system().gid("www-data") else {
+        assert!(!env::in_ci(), "no www-data group under CI=true");
+        eprintln!("\n!!! SKIPPED: no www-data group on this machine !!!\n");
+        return;
+    };
+    let dir = open_dir();
+    let run = dir.path().join("run/banhammer");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let path = run.join("syslog.sock");
+    let (h, rx) = start(&format!("syslog[socket={}]", path.display()), 8);
+    let m = std::fs::metadata(&run).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (0, gid, 0o750));
+    assert!(send_as(
+        "www-data",
+        "www-data",
+        &path,
+        "from the web server"
+    ));
+    let (_, line, _) = next_entry(&rx);
+    assert!(String::from_utf8_lossy(&line).contains("from the web server"));
+    assert!(
+        !send_as("nobody", "nogroup", &path, "from nobody"),
+        "another user entered the directory"
+    );
+    h.stop();
+}

@@ -268,6 +268,7 @@ fn bind_unix(path: &Path, mode: u32, gid: u32) -> io::Result<(UnixDatagram, (u64
         .recursive(true)
         .mode(0o755)
         .create(&parent)?;
+    open_directory_to_group(&parent, gid)?;
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             // Only "connection refused" proves nobody is bound there; a stream socket
@@ -309,6 +310,26 @@ fn bind_unix(path: &Path, mode: u32, gid: u32) -> io::Result<(UnixDatagram, (u64
     let sock = made?;
     let m = fs::symlink_metadata(path)?;
     Ok((sock, (m.dev(), m.ino())))
+}
+
+/// A private directory of root's (others may not enter it: systemd's
+/// `RuntimeDirectoryMode=0750` for `/run/banhammer`) is given to the socket's group, with
+/// the group's right to enter it, so the socket's senders can reach it — and still no one
+/// else. A directory already given to a group, or open to all, is left as it is.
+fn open_directory_to_group(dir: &Path, gid: u32) -> io::Result<()> {
+    let m = fs::metadata(dir)?;
+    let private = m.uid() == 0 && m.gid() == 0 && m.mode() & 0o001 == 0;
+    if !private || gid == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(dir, None, Some(gid))?;
+    fs::set_permissions(dir, Permissions::from_mode((m.mode() & 0o7777) | 0o010))?;
+    crate::info!(
+        "syslog",
+        "{}: given to group {gid} so the syslog socket's senders can reach it",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Binds the socket at `staged` (in the private directory), sets it up, and renames it to
