@@ -311,6 +311,16 @@ struct Loop<L: Listen, V> {
     last_warning: Option<Instant>,
 }
 
+/// What one poll(2) found.
+struct Polled {
+    /// The wake-up socket has bytes (blocking work finished, or shutdown).
+    woken: bool,
+    /// The listener has connections waiting.
+    accept: bool,
+    /// Ready connections, by index in `conns`, with what they are ready for.
+    ready: Vec<(usize, PollFlags)>,
+}
+
 /// How long the listener is left alone after accept(2) failed.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// At most one warning about evicted or refused connections per this long: a client
@@ -330,8 +340,12 @@ impl<L: Listen, V: Service> Loop<L, V> {
                 }
             }
             self.expire(now);
-            let (woken, accept, ready) = match self.wait(now) {
-                Ok(r) => r,
+            let Polled {
+                woken,
+                accept,
+                ready,
+            } = match self.wait(now) {
+                Ok(p) => p,
                 Err(e) => {
                     crate::error!(self.name, "poll: {e}; no longer serving");
                     return;
@@ -376,9 +390,8 @@ impl<L: Listen, V: Service> Loop<L, V> {
 
     /// Polls the wake-up socket, the listener (unless paused or draining) and every
     /// connection not waiting on a blocking answer, until one is ready or the nearest
-    /// deadline. Returns (woken, listener ready, ready connections by index).
-    #[allow(clippy::type_complexity)]
-    fn wait(&mut self, now: Instant) -> io::Result<(bool, bool, Vec<(usize, PollFlags)>)> {
+    /// deadline.
+    fn wait(&mut self, now: Instant) -> io::Result<Polled> {
         if self.accept_paused_until.is_some_and(|t| t <= now) {
             self.accept_paused_until = None;
         }
@@ -420,7 +433,13 @@ impl<L: Listen, V: Service> Loop<L, V> {
         });
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok((false, false, Vec::new())),
+            Err(rustix::io::Errno::INTR) => {
+                return Ok(Polled {
+                    woken: false,
+                    accept: false,
+                    ready: Vec::new(),
+                })
+            }
             Err(e) => return Err(e.into()),
         }
         let woken = !fds[0].revents().is_empty();
@@ -431,7 +450,11 @@ impl<L: Listen, V: Service> Loop<L, V> {
             .filter(|(_, fd)| !fd.revents().is_empty())
             .map(|(i, fd)| (i, fd.revents()))
             .collect();
-        Ok((woken, accept, ready))
+        Ok(Polled {
+            woken,
+            accept,
+            ready,
+        })
     }
 
     fn take_wakeups(&mut self) {
