@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod filterload;
 pub mod logging;
 pub mod metrics;
+pub mod pollserver;
 pub mod pyfmt;
 pub mod samples;
 pub mod scan;

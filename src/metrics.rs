@@ -2,7 +2,8 @@
 //! active bans, action errors and ban latency per jail; process start time); receives
 //! bumps from the pipeline through per-jail and per-source handles; emits the text
 //! exposition format ([`Metrics::render`]) and serves it on a loopback HTTP port
-//! ([`serve`]).
+//! ([`serve`], on the [`pollserver`](crate::pollserver) loop: idle or slow local clients
+//! cannot hold a scrape up).
 //!
 //! Lock-light: every number is an atomic. The maps of handles sit behind an `RwLock`
 //! that is written only when a jail or source is registered (start, reload) and read
@@ -10,12 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::pollserver::{Answer, Frame, Limits, Reply, Server, ServerStats, Service};
 
 /// Upper bounds (seconds) of the ban latency buckets: from a failing line read to the
 /// firewall rule in place. Half a millisecond is a fast in-process ban, seconds mean a
@@ -361,16 +363,26 @@ fn escape_help(v: &str) -> String {
 
 /// Longest HTTP request head read; a scrape's is a few hundred bytes.
 const MAX_HTTP_REQUEST: usize = 8 * 1024;
-/// Per-connection read/write timeout: a stalled client cannot hold the (single) serving
-/// thread for long.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The endpoint's limits. A scraper opens one connection per scrape (we close after each
+/// answer), so a few dozen is plenty; past that, the idlest goes.
+fn http_limits() -> Limits {
+    Limits {
+        max_connections: 32,
+        max_request: MAX_HTTP_REQUEST,
+        // Nothing is kept open between requests: "idle" is a client that connected and
+        // has not started its request.
+        idle_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        drain: Duration::from_millis(500),
+    }
+}
 
 /// The running metrics endpoint. Dropping the handle leaves it serving for the life of
 /// the process (the daemon's usual need); [`shutdown`](MetricsServer::shutdown) stops it.
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl MetricsServer {
@@ -379,16 +391,14 @@ impl MetricsServer {
         self.addr
     }
 
+    /// What the endpoint had to close or refuse so far.
+    pub fn stats(&self) -> ServerStats {
+        self.server.stats()
+    }
+
     /// Stops serving and waits for the thread. Idempotent.
     pub fn shutdown(&mut self) {
-        let Some(t) = self.thread.take() else {
-            return;
-        };
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept(); if even that fails, do not wait for the thread.
-        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
-            let _ = t.join();
-        }
+        self.server.shutdown();
     }
 }
 
@@ -417,24 +427,7 @@ pub fn serve(addr: &str, metrics: Arc<Metrics>) -> io::Result<MetricsServer> {
     let listener = TcpListener::bind(&addrs[..])
         .map_err(|e| io::Error::new(e.kind(), format!("metrics address {addr}: {e}")))?;
     let local = listener.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = Arc::clone(&stop);
-    let thread = thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                if thread_stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                match conn {
-                    Ok(stream) => {
-                        // A failed scrape is the scraper's problem; keep serving.
-                        let _ = answer(stream, &metrics);
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        })?;
+    let server = Server::start("metrics", listener, Http { metrics }, http_limits())?;
     // The daemon announces the endpoint at INFO itself.
     crate::debug!(
         "metrics",
@@ -442,59 +435,84 @@ pub fn serve(addr: &str, metrics: Arc<Metrics>) -> io::Result<MetricsServer> {
     );
     Ok(MetricsServer {
         addr: local,
-        stop,
-        thread: Some(thread),
+        server,
     })
 }
 
-/// Reads one request head and writes one response, then closes.
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
-    let (status, body) = match route(&head) {
-        Route::Metrics => ("200 OK", metrics.render()),
-        Route::NotFound => (
-            "404 Not Found",
-            "not found; metrics are at /metrics\n".into(),
-        ),
-        Route::BadMethod => ("405 Method Not Allowed", "only GET\n".into()),
-        Route::BadRequest => ("400 Bad Request", "bad request\n".into()),
-    };
+/// HTTP as the poll loop sees it: a request head in, one response out, then close.
+struct Http {
+    metrics: Arc<Metrics>,
+}
+
+impl Service for Http {
+    fn frame(&self, input: &[u8], scanned: usize, eof: bool) -> Frame {
+        head_frame(input, scanned, eof)
+    }
+
+    fn answer(&self, head: &[u8]) -> Answer {
+        let (status, body) = match route(head) {
+            Route::Metrics => ("200 OK", self.metrics.render()),
+            Route::NotFound => (
+                "404 Not Found",
+                "not found; metrics are at /metrics\n".into(),
+            ),
+            Route::BadMethod => ("405 Method Not Allowed", "only GET\n".into()),
+            Route::BadRequest => ("400 Bad Request", "bad request\n".into()),
+        };
+        Answer::Now(response(status, &body))
+    }
+
+    fn too_long(&self) -> Vec<u8> {
+        let body = format!("request head longer than {MAX_HTTP_REQUEST} bytes\n");
+        response("431 Request Header Fields Too Large", &body).bytes
+    }
+
+    fn refusal(&self) -> Vec<u8> {
+        // Answers never wait on anything here, so no connection is ever busy enough to
+        // refuse a newcomer; this is for form.
+        response("503 Service Unavailable", "busy; try again\n").bytes
+    }
+}
+
+fn response(status: &str, body: &str) -> Reply {
     let allow = if status.starts_with("405") {
         "Allow: GET\r\n"
     } else {
         ""
     };
-    let response = format!(
+    let text = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
          Content-Length: {}\r\n{allow}Connection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes())?;
-    stream.flush()?;
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(())
+    Reply {
+        bytes: text.into_bytes(),
+        close: true,
+    }
 }
 
-/// The request line and headers, up to the blank line, at most [`MAX_HTTP_REQUEST`]
-/// bytes (what is past the limit is ignored: only the request line matters).
-fn read_head(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while head.len() < MAX_HTTP_REQUEST {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..n]);
-        if memchr::memmem::find(&head, b"\r\n\r\n").is_some()
-            || memchr::memmem::find(&head, b"\n\n").is_some()
-        {
-            break;
-        }
+/// A request head ends at its blank line (`\r\n\r\n`, or `\n\n` from a sloppy
+/// client); a client that stops sending gets what it sent routed. The body, if any, is
+/// never read: the connection is closed after the answer.
+fn head_frame(input: &[u8], scanned: usize, eof: bool) -> Frame {
+    // A terminator may straddle what was scanned and what is new.
+    let from = scanned.saturating_sub(3).min(input.len());
+    let rest = &input[from..];
+    let end = [&b"\r\n\r\n"[..], b"\n\n"]
+        .iter()
+        .filter_map(|t| memchr::memmem::find(rest, t).map(|i| from + i + t.len()))
+        .min();
+    match end {
+        Some(end) => Frame::Request {
+            len: end,
+            consumed: input.len(),
+        },
+        None if eof && !input.is_empty() => Frame::Request {
+            len: input.len(),
+            consumed: input.len(),
+        },
+        None => Frame::Incomplete,
     }
-    Ok(head)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -620,6 +638,35 @@ mod tests {
         assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
         assert_eq!(route(b"\xff\xfe\r\n"), Route::BadRequest);
         assert_eq!(route(b""), Route::BadRequest);
+    }
+
+    #[test]
+    fn request_heads_end_at_their_blank_line_even_across_reads() {
+        let head = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nbody";
+        let whole = Frame::Request {
+            len: head.len() - 4,
+            consumed: head.len(),
+        };
+        assert_eq!(head_frame(head, 0, false), whole);
+        // The terminator split over two reads: the first three bytes were scanned.
+        let cut = head.len() - 6;
+        assert_eq!(head_frame(&head[..cut], 0, false), Frame::Incomplete);
+        assert_eq!(head_frame(head, cut, false), whole);
+        assert_eq!(
+            head_frame(b"GET / HTTP/1.0\n\n", 0, false),
+            Frame::Request {
+                len: 16,
+                consumed: 16
+            }
+        );
+        assert_eq!(
+            head_frame(b"GET /metrics", 0, true),
+            Frame::Request {
+                len: 12,
+                consumed: 12
+            }
+        );
+        assert_eq!(head_frame(b"", 0, true), Frame::Incomplete);
     }
 
     #[test]

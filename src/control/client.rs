@@ -1,12 +1,20 @@
 //! The control socket's client side. Receives a [`Request`] and a socket path; connects,
 //! writes the request as one JSON line and returns the daemon's [`Envelope`]. Failing to
 //! reach the daemon is reported in the words fail2ban-client users know.
+//!
+//! The peer may be broken or not banhammer at all, so every step is bounded: the connect
+//! (a stuck daemon's full backlog would block it), the whole exchange (one deadline, not
+//! a timeout per read that a server dripping a byte at a time could renew forever) and
+//! the reply's size ([`MAX_REPLY_BYTES`]).
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rustix::net::sockopt::{self, Timeout};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::protocol::{Envelope, Request};
 
@@ -103,75 +111,116 @@ impl std::error::Error for ClientError {
 pub struct Connection {
     path: PathBuf,
     timeout: Duration,
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    stream: UnixStream,
+    /// Bytes read past the last reply's newline: the start of the next reply.
+    pending: Vec<u8>,
 }
 
 impl Connection {
-    /// Connects to `socket`; each later read and write waits at most `timeout`.
+    /// Connects to `socket`, waiting at most `timeout`; each later request (sending it
+    /// and reading the whole reply) takes at most `timeout` too.
     pub fn open(socket: &Path, timeout: Duration) -> Result<Connection, ClientError> {
         let path = socket.to_path_buf();
-        let stream = UnixStream::connect(socket).map_err(|e| connect_error(&path, e))?;
-        let io_err = |source| ClientError::Io {
-            path: path.clone(),
-            source,
-        };
-        // A zero timeout means "block forever" to the OS; treat it as the smallest wait.
-        let t = Some(timeout.max(Duration::from_millis(1)));
-        stream.set_read_timeout(t).map_err(io_err)?;
-        stream.set_write_timeout(t).map_err(io_err)?;
-        let writer = stream.try_clone().map_err(io_err)?;
+        let stream = connect(socket, timeout).map_err(|e| connect_error(&path, e, timeout))?;
         Ok(Connection {
             path,
             timeout,
-            reader: BufReader::new(stream),
-            writer,
+            stream,
+            pending: Vec::new(),
         })
     }
 
-    /// Sends `req` and reads its reply.
+    /// Sends `req` and reads its reply, within the connection's timeout.
     pub fn request(&mut self, req: &Request) -> Result<Envelope, ClientError> {
+        let deadline = Instant::now() + self.timeout;
         let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Io {
             path: self.path.clone(),
             source: io::Error::other(e),
         })?;
         line.push(b'\n');
-        if let Err(e) = self
-            .writer
-            .write_all(&line)
-            .and_then(|()| self.writer.flush())
-        {
+        if let Err(e) = self.send(&line, deadline) {
             // A server that turns us away (too many connections) writes why and closes,
-            // possibly before our request is through: its line is still worth reading.
+            // possibly before our request is through: its line is what to report.
             if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
-                if let Ok(env) = self.read_reply() {
-                    return Ok(env);
-                }
+                return self.read_reply(deadline);
             }
             return Err(self.io_error(e));
         }
-        self.read_reply()
+        self.read_reply(deadline)
     }
 
-    fn read_reply(&mut self) -> Result<Envelope, ClientError> {
-        let mut reply = Vec::with_capacity(256);
-        let limit = u64::try_from(MAX_REPLY_BYTES).unwrap_or(u64::MAX);
-        let n = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut reply)
-            .map_err(|e| self.io_error(e))?;
-        if n == 0 {
-            return Err(ClientError::Closed {
-                path: self.path.clone(),
-            });
+    fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            self.stream.set_write_timeout(Some(time_left(deadline)?))?;
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        if reply.last() != Some(&b'\n') && n >= MAX_REPLY_BYTES {
-            return Err(ClientError::BadReply {
-                path: self.path.clone(),
-                detail: format!("longer than {MAX_REPLY_BYTES} bytes"),
-            });
+        Ok(())
+    }
+
+    /// Reads up to the next newline, at most [`MAX_REPLY_BYTES`] and until `deadline`.
+    fn read_reply(&mut self, deadline: Instant) -> Result<Envelope, ClientError> {
+        let mut scanned = 0;
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.pending[scanned..]) {
+                let end = scanned + i;
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return self.parse(&line[..end]);
+            }
+            scanned = self.pending.len();
+            if self.pending.len() > MAX_REPLY_BYTES {
+                self.pending = Vec::new();
+                return Err(ClientError::BadReply {
+                    path: self.path.clone(),
+                    detail: format!("longer than {MAX_REPLY_BYTES} bytes"),
+                });
+            }
+            let read = time_left(deadline)
+                .and_then(|left| self.stream.set_read_timeout(Some(left)))
+                .and_then(|()| {
+                    // Never past the cap (+1 to see that it is passed), and the buffer
+                    // grows to exactly that at most, not to the next power of two.
+                    let room = (MAX_REPLY_BYTES + 1 - self.pending.len()).min(chunk.len());
+                    self.stream.read(&mut chunk[..room])
+                });
+            match read {
+                Ok(0) if self.pending.is_empty() => {
+                    return Err(ClientError::Closed {
+                        path: self.path.clone(),
+                    })
+                }
+                // A last reply without its newline: judge what came. (A peer that
+                // closes with our request unread resets the connection rather than
+                // ending it: the same thing here.)
+                Ok(0) => {
+                    let line = std::mem::take(&mut self.pending);
+                    return self.parse(&line);
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset && !self.pending.is_empty() => {
+                    let line = std::mem::take(&mut self.pending);
+                    return self.parse(&line);
+                }
+                Ok(n) => {
+                    let want = self.pending.len() + n;
+                    if want > self.pending.capacity() {
+                        let grown = (2 * self.pending.capacity()).clamp(want, MAX_REPLY_BYTES + 1);
+                        self.pending.reserve_exact(grown - self.pending.len());
+                    }
+                    self.pending.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
         }
-        serde_json::from_slice(reply.trim_ascii()).map_err(|e| ClientError::BadReply {
+    }
+
+    fn parse(&self, line: &[u8]) -> Result<Envelope, ClientError> {
+        serde_json::from_slice(line.trim_ascii()).map_err(|e| ClientError::BadReply {
             path: self.path.clone(),
             detail: e.to_string(),
         })
@@ -196,13 +245,74 @@ impl Connection {
     }
 }
 
-/// Sends one request on a fresh connection and returns the reply.
+/// What is left until `deadline`, or a `TimedOut` error when nothing is.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ErrorKind::TimedOut.into());
+    }
+    Ok(left)
+}
+
+/// Sends one request on a fresh connection and returns the reply. The connect waits at
+/// most `timeout`, and so does the exchange after it.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Envelope, ClientError> {
     Connection::open(socket, timeout)?.request(req)
 }
 
-fn connect_error(path: &Path, e: io::Error) -> ClientError {
+/// Why [`connect`] failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nobody accepted within the timeout (the listener's backlog is full).
+    TimedOut,
+    /// Anything else, as the OS said it.
+    Io(io::Error),
+}
+
+/// Connects to the Unix socket at `path`, waiting at most `timeout`.
+///
+/// `UnixStream::connect` cannot be bounded: it blocks for as long as the listener's
+/// backlog is full, which a daemon that is stuck (or a hostile listener) can make
+/// forever. A Unix-socket connect honours the socket's send timeout, so the socket is
+/// made first, given one, then connected.
+pub fn connect(path: &Path, timeout: Duration) -> Result<UnixStream, ConnectError> {
+    let io = |e: rustix::io::Errno| ConnectError::Io(e.into());
+    let addr = SocketAddrUnix::new(path).map_err(|e| {
+        ConnectError::Io(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("not a usable socket path ({e}; at most 107 bytes)"),
+        ))
+    })?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io)?;
+    // Zero means "forever" to the kernel: wait the smallest time instead.
+    let wait = timeout.max(Duration::from_millis(1));
+    sockopt::set_socket_timeout(&fd, Timeout::Send, Some(wait)).map_err(io)?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => Ok(UnixStream::from(fd)),
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => {
+            Err(ConnectError::TimedOut)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn connect_error(path: &Path, e: ConnectError, timeout: Duration) -> ClientError {
     let path = path.to_path_buf();
+    let e = match e {
+        ConnectError::TimedOut => {
+            return ClientError::Timeout {
+                path,
+                after: timeout,
+            }
+        }
+        ConnectError::Io(e) => e,
+    };
     match e.kind() {
         // Missing file or directory, a socket nobody listens on, or a non-socket file
         // (connect gives "refused" for those too): all mean the daemon is not there.

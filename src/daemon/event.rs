@@ -109,8 +109,9 @@ pub enum Urgent {
     Signal(SignalKind),
 }
 
-/// How long a control request waits for the main loop.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a control request waits for the main loop (less than the client's default
+/// 30 s, so the client hears the daemon's own "did not answer in time").
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The way into a running daemon for the control socket and the signal handler.
 #[derive(Clone)]
