@@ -6,6 +6,7 @@
 //! the jail options (as vars) and the item; emits an `ActionSpec`.
 
 use crate::args::parse_name_args_at;
+use crate::convert::as_bool;
 use crate::definit::{is_runtime_tag, DefInit};
 use crate::error::{ConfigError, Origin};
 use crate::layered;
@@ -123,12 +124,7 @@ pub(crate) fn read_action(
         "norestored",
     ] {
         if let Some(v) = options.get_mut(key) {
-            *v = if crate::jail::as_bool(v) {
-                "True"
-            } else {
-                "False"
-            }
-            .to_string();
+            *v = if as_bool(v) { "True" } else { "False" }.to_string();
         }
     }
     Ok(ActionSpec {

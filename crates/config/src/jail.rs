@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use crate::action::{read_action, ActionSpec};
 use crate::args::{parse_name_args_at, split_with_options};
+use crate::convert::{as_bool, splitwords};
 use crate::definit::Kv;
 use crate::duration::parse_duration;
 use crate::error::{ConfigError, Origin};
@@ -148,23 +149,6 @@ pub struct JailsConfig {
     pub jails: Vec<JailSpec>,
     /// Warnings collected while reading.
     pub warnings: Vec<Warning>,
-}
-
-/// fail2ban's `_as_bool`.
-pub(crate) fn as_bool(v: &str) -> bool {
-    matches!(
-        v.trim().to_lowercase().as_str(),
-        "1" | "on" | "true" | "yes"
-    )
-}
-
-/// fail2ban's `splitwords`: split on spaces, commas and newlines.
-pub(crate) fn splitwords(v: &str) -> Vec<String> {
-    v.split([' ', ',', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn read_jail_config(tree: &ConfigTree) -> Result<Layered, ConfigError> {

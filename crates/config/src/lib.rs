@@ -3,6 +3,7 @@
 //! files through `ConfigTree`. Layers, bottom up: `tree` (files) → `ini` (one file) →
 //! `layered` (includes, `.d`/`.local` layering, merge) → `interp` (`%(x)s`) and `tags`
 //! (`<x>`) → `definit` (Definition/Init/args) → `filter`, `action`, `jail`, `server` → `dump`.
+//! `convert` holds fail2ban's bool and word-list conversions that several of them share.
 //! See `/docs/compat.md` §1–§5 for the behaviour being matched.
 
 // Tests may unwrap/panic: a failed expectation is what a test reports.
@@ -10,6 +11,7 @@
 
 mod action;
 mod args;
+mod convert;
 mod definit;
 mod dump;
 mod duration;
