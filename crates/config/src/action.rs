@@ -6,6 +6,7 @@
 //! the jail options (as vars) and the item; emits an `ActionSpec`.
 
 use crate::args::parse_name_args_at;
+use crate::budget::Budget;
 use crate::convert::as_bool;
 use crate::definit::{is_runtime_tag, DefInit};
 use crate::error::{ConfigError, Origin};
@@ -66,6 +67,7 @@ pub(crate) fn read_action(
     item: &str,
     jail_opts: &Options,
     origin: &Origin,
+    budget: &Budget,
 ) -> Result<ActionSpec, ConfigError> {
     let (name, args) = parse_name_args_at(item.trim(), origin)?;
     let mut init = args.clone();
@@ -96,7 +98,7 @@ pub(crate) fn read_action(
         });
     }
     let rel = format!("action.d/{name}");
-    let Some(cfg) = layered::read(tree, &rel)? else {
+    let Some(cfg) = layered::read(tree, &rel, budget)? else {
         return Err(ConfigError::not_found(
             origin,
             format!("unable to read action {name:?} of jail [{jail}]"),
@@ -108,12 +110,12 @@ pub(crate) fn read_action(
     } else {
         tree.display(&format!("{rel}.local"))
     };
-    let mut di = DefInit::new(cfg, file.clone(), &init);
+    let mut di = DefInit::new(cfg, file.clone(), &init, budget);
     let (opts, vars) = di.get_options(jail_opts, ACTION_OPTS, false)?;
     let ignore = |t: &str| is_runtime_tag(t);
     let full = di.all_resolved(&opts, &vars, &ignore)?;
     let mut options: Options = full
-        .0
+        .into_pairs()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("known/"))
         .collect();

@@ -134,3 +134,13 @@ pub struct DurationError {
     /// What is wrong.
     pub message: String,
 }
+
+/// At most the first 60 characters of `text`, `…`-terminated when cut, as `{:?}` shows it:
+/// error messages quote config text, which may be huge.
+pub(crate) fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 60;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}

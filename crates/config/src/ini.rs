@@ -67,6 +67,16 @@ impl IniFile {
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
     }
+
+    /// How many sections and options the file holds (what keeping it costs beyond its text).
+    pub fn entries(&self) -> usize {
+        self.defaults.items.len()
+            + self
+                .sections
+                .iter()
+                .map(|s| 1 + s.options.items.len())
+                .sum::<usize>()
+    }
 }
 
 const DEFAULT: &str = "DEFAULT";
@@ -86,7 +96,8 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
     // Current option: its key and accumulated lines (joined at the end).
     let mut cur_opt: Option<(String, Vec<String>, Origin)> = None;
     let mut indent_level = 0usize;
-    let mut seen_sections: Vec<String> = Vec::new();
+    // Hashed: a file of many sections must not cost a comparison per pair of them.
+    let mut seen_sections: std::collections::HashSet<String> = Default::default();
     let mut seen_options: std::collections::HashSet<(String, String)> = Default::default();
     let mut cur_section_name = String::new();
 
@@ -155,14 +166,14 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
                 if end > 1 {
                     flush(&mut out, &target, &mut cur_opt);
                     let name = &value[1..end];
-                    if seen_sections.iter().any(|s| s == name) {
+                    if seen_sections.contains(name) {
                         return Err(ConfigError::syntax(
                             &origin,
                             format!("section [{name}] already exists in this file"),
                             "each section once per file",
                         ));
                     }
-                    seen_sections.push(name.to_string());
+                    seen_sections.insert(name.to_string());
                     cur_section_name = name.to_string();
                     if name == DEFAULT {
                         target = Target::Default;
