@@ -638,3 +638,23 @@ fn typed(
         origin: header.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referenced_names_reads_each_reference_as_the_regex_does() {
+        // `%\(([^)]+)\)s` and `<[^ <>]+>`, each scanned once from left to right (the scan
+        // used to look for the next `)s` from every `%(`).
+        let cfg = Layered::from_text(
+            "j.conf",
+            "[DEFAULT]\na = %(x)s %(sec/Y)s <z> <lt_<w>/p>\nb = %(bad) %(ok)s %()s %(u)x)s\n\
+             [s]\nc = %(%(%(%(in)s\n",
+        )
+        .unwrap();
+        let mut names: Vec<String> = referenced_names(&cfg).into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["%(%(%(in", "ok", "w", "x", "y", "z"]);
+    }
+}

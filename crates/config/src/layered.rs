@@ -144,6 +144,16 @@ impl Layered {
     }
 }
 
+#[cfg(test)]
+impl Layered {
+    /// One file's text as a config of its own (property tests build many small ones).
+    pub(crate) fn from_text(file: &str, text: &str) -> Result<Layered, ConfigError> {
+        let mut l = Layered::default();
+        l.merge_file(ini::parse(file, text)?);
+        Ok(l)
+    }
+}
+
 /// `Name?cond` (Name = word chars) → ("Name", "?cond").
 pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
     let q = name.find('?')?;

@@ -44,4 +44,6 @@ pub use tree::ConfigTree;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
