@@ -2,7 +2,7 @@
 //! (compat §1.8, fail2ban's `extractOptions` and `splitWithOptions`). Owns the scanner; receives
 //! one value; emits (name, args) or the list of `name[...]` items of an `action =` value.
 
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::Options;
 
 /// Parse `NAME[opts][more]` into the name and its options (values unquoted and stripped).
@@ -24,7 +24,8 @@ pub(crate) fn parse_name_args_at(
             let tail = text[b..].trim_end();
             if !tail.ends_with(']') {
                 return Err(err(format!(
-                    "unexpected option syntax in {text:?}: no closing `]`"
+                    "unexpected option syntax in {}: no closing `]`",
+                    excerpt(text)
                 )));
             }
             (&text[..b], Some(&tail[1..tail.len() - 1]))
@@ -32,7 +33,8 @@ pub(crate) fn parse_name_args_at(
     };
     if name.is_empty() {
         return Err(err(format!(
-            "unexpected option syntax in {text:?}: no name"
+            "unexpected option syntax in {}: no name",
+            excerpt(text)
         )));
     }
     let mut opts = Options::new();

@@ -144,3 +144,15 @@ pub(crate) fn excerpt(text: &str) -> String {
         Some((cut, _)) => format!("{:?}…", &text[..cut]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_cut_at_sixty_chars() {
+        assert_eq!(excerpt("a\nb"), "\"a\\nb\"");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long), format!("{:?}…", "é".repeat(60)));
+    }
+}

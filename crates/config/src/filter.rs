@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::args::parse_name_args_at;
 use crate::budget::Budget;
 use crate::definit::{DefInit, Kv};
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::layered;
 use crate::tree::{ConfigTree, Loc};
 use crate::Options;
@@ -149,7 +149,7 @@ impl<'b> FilterRead<'b> {
             Some(m) => Some(m.trim().parse::<usize>().map_err(|_| {
                 ConfigError::value(
                     &origin,
-                    format!("maxlines {m:?} is not a number"),
+                    format!("maxlines {} is not a number", excerpt(&m)),
                     "a positive integer",
                 )
             })?),

@@ -502,3 +502,30 @@ fn a_d_directory_of_too_many_files_is_refused() {
     read_with(&files[..max], &b).unwrap();
     assert_eq!(Budget::new().max_dir_files(), crate::budget::MAX_DIR_FILES);
 }
+
+#[test]
+fn errors_and_warnings_quote_huge_values_shortened() {
+    // A 100 KB value used to be quoted whole in the error (and in the log).
+    let huge = "x".repeat(100_000);
+    let (e, _) = refused(&[("jail.local", &format!("[web]\nbantime = {huge}\n"))]);
+    assert!(
+        e.contains("jail.local:2: bantime of jail [web]") && e.len() < 1000,
+        "{e}"
+    );
+    let b = Budget::new();
+    let jails = read_with(
+        &[("jail.local", &format!("[web]\nmaxretry = {huge}\n"))],
+        &b,
+    )
+    .unwrap();
+    let w = jails
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("maxretry"));
+    assert!(w.is_some_and(|w| w.message.len() < 1000), "{w:?}");
+    let (e, _) = refused(&[("jail.local", &format!("[web]\n{huge}\n"))]);
+    assert!(
+        e.contains("jail.local:2: cannot parse line") && e.len() < 1000,
+        "{e}"
+    );
+}

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 
 /// One option value and where it was written (the key line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +192,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         if matches!(target, Target::None) {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("option line {value:?} before any section header"),
+                format!("option line {} before any section header", excerpt(value)),
                 "a `[section]` header first",
             ));
         }
@@ -200,7 +200,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         let Some(sep) = value.find(['=', ':']) else {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("cannot parse line {value:?}"),
+                format!("cannot parse line {}", excerpt(value)),
                 "`key = value`, `key: value`, `[section]` or a comment",
             ));
         };
@@ -208,7 +208,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         if key.is_empty() {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("option without a name in {value:?}"),
+                format!("option without a name in {}", excerpt(value)),
                 "`key = value`",
             ));
         }

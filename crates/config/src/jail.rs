@@ -13,7 +13,7 @@ use crate::budget::Budget;
 use crate::convert::{as_bool, splitwords};
 use crate::definit::Kv;
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::filter::{FilterRead, FilterSpec, FILTER_OPTS};
 use crate::interp;
 use crate::layered::{self, Layered};
@@ -296,7 +296,8 @@ fn get_opt(
                 warnings.push(Warning {
                     origin: origin.to_string(),
                     message: format!(
-                        "wrong int value {v:?} for {key:?} in jail [{jail}]; using the default"
+                        "wrong int value {} for {key:?} in jail [{jail}]; using the default",
+                        excerpt(&v)
                     ),
                 });
                 None
@@ -570,7 +571,10 @@ fn typed(
                 ConfigError::value(
                     &origin_of(key),
                     format!("{key} of jail [{name}]: {}", e.message),
-                    format!("a duration such as `10m`, `1h 30m` or `-1`, not {v:?}"),
+                    format!(
+                        "a duration such as `10m`, `1h 30m` or `-1`, not {}",
+                        excerpt(v)
+                    ),
                 )
             }),
         }
@@ -582,7 +586,7 @@ fn typed(
             Err(_) => {
                 warnings.push(Warning {
                     origin: origin_of(key).to_string(),
-                    message: format!("{key} {v:?} of jail [{name}] is not a non-negative integer; using the default"),
+                    message: format!("{key} {} of jail [{name}] is not a non-negative integer; using the default", excerpt(v)),
                 });
                 None
             }

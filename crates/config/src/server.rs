@@ -6,7 +6,7 @@
 
 use crate::budget::Budget;
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::interp;
 use crate::layered;
 use crate::tree::ConfigTree;
@@ -67,7 +67,7 @@ pub fn read_server(tree: &ConfigTree) -> Result<ServerSpec, ConfigError> {
             ConfigError::value(
                 &origin,
                 format!("dbpurgeage: {}", e.message),
-                format!("a duration such as `1d`, not {v:?}"),
+                format!("a duration such as `1d`, not {}", excerpt(v)),
             )
         })?),
     };
