@@ -135,13 +135,23 @@ pub struct DurationError {
     pub message: String,
 }
 
+/// How many characters of a config text an error message shows.
+const SHOWN: usize = 60;
+
 /// At most the first 60 characters of `text`, `…`-terminated when cut, as `{:?}` shows it:
 /// error messages quote config text, which may be huge.
 pub(crate) fn excerpt(text: &str) -> String {
-    const SHOWN: usize = 60;
     match text.char_indices().nth(SHOWN) {
         None => format!("{text:?}"),
         Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
+/// At most the first 60 characters of a name (a section's), `…`-terminated when cut.
+pub(crate) fn cut(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(SHOWN) {
+        None => name.into(),
+        Some((at, _)) => format!("{}…", &name[..at]).into(),
     }
 }
 
@@ -154,5 +164,7 @@ mod tests {
         assert_eq!(excerpt("a\nb"), "\"a\\nb\"");
         let long = "é".repeat(100);
         assert_eq!(excerpt(&long), format!("{:?}…", "é".repeat(60)));
+        assert_eq!(cut("web"), "web");
+        assert_eq!(cut(&long), format!("{}…", "é".repeat(60)));
     }
 }

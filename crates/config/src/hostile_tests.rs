@@ -529,3 +529,42 @@ fn errors_and_warnings_quote_huge_values_shortened() {
         "{e}"
     );
 }
+
+#[test]
+fn a_long_section_name_is_not_copied_per_option() {
+    // A 300 KB section name over 60,000 options (under 1 MiB in all) was copied once per
+    // option into the duplicate check: 18 GB.
+    let name = "n".repeat(300_000);
+    let opts: String = (0..60_000).map(|i| format!("k{i}=\n")).collect();
+    let text = format!("[{name}]\na=\n{opts}");
+    let f = crate::ini::parse("big.conf", &text).unwrap();
+    assert!(text.len() < 1 << 20);
+    assert_eq!(f.sections[0].options.keys().count(), 60_001);
+    let e = crate::ini::parse("big.conf", &format!("{text}a=\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("big.conf:60003: option \"a\" in section [nnnn"),
+        "{e}"
+    );
+    assert!(e.len() < 1000, "{}", e.len());
+}
+
+#[test]
+fn a_long_condition_is_charged_per_option_it_is_appended_to() {
+    // `[Init?<300 KB>]` renames each of its options `key?<300 KB>`: 60,000 options make
+    // 18 GB from a file under 1 MiB.
+    let cond = "c".repeat(300_000);
+    let opts: String = (0..60_000).map(|i| format!("k{i}=\n")).collect();
+    let (e, spent) = refused(&[(
+        "action.d/a.conf",
+        &format!("[Definition]\nactionban = x\n[Init?family={cond}]\n{opts}"),
+    )]);
+    assert!(
+        e.contains("a.conf: reading the configuration needs more than 256 MiB of work")
+            && e.contains("while parsing this file"),
+        "{e}"
+    );
+    // Refused before the renaming: the charge for it is what passed the limit.
+    assert!(spent > crate::budget::MAX_READ_WORK, "{spent}");
+}

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{excerpt, ConfigError, Origin};
+use crate::error::{cut, excerpt, ConfigError, Origin};
 
 /// One option value and where it was written (the key line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,8 +98,10 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
     let mut indent_level = 0usize;
     // Hashed: a file of many sections must not cost a comparison per pair of them.
     let mut seen_sections: std::collections::HashSet<String> = Default::default();
-    let mut seen_options: std::collections::HashSet<(String, String)> = Default::default();
+    // Keyed by the section's number, not its name: a long name must not be copied per option.
+    let mut seen_options: std::collections::HashSet<(usize, String)> = Default::default();
     let mut cur_section_name = String::new();
+    let mut cur_section = 0usize;
 
     // Flush the current option into its section.
     fn flush(out: &mut IniFile, target: &Target, cur: &mut Option<(String, Vec<String>, Origin)>) {
@@ -169,12 +171,13 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
                     if seen_sections.contains(name) {
                         return Err(ConfigError::syntax(
                             &origin,
-                            format!("section [{name}] already exists in this file"),
+                            format!("section [{}] already exists in this file", cut(name)),
                             "each section once per file",
                         ));
                     }
                     seen_sections.insert(name.to_string());
                     cur_section_name = name.to_string();
+                    cur_section = seen_sections.len();
                     if name == DEFAULT {
                         target = Target::Default;
                     } else {
@@ -214,11 +217,13 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         }
         let key = key.to_lowercase();
         flush(&mut out, &target, &mut cur_opt);
-        if !seen_options.insert((cur_section_name.clone(), key.clone())) {
+        if !seen_options.insert((cur_section, key.clone())) {
             return Err(ConfigError::syntax(
                 &origin,
                 format!(
-                    "option {key:?} in section [{cur_section_name}] already exists in this file"
+                    "option {} in section [{}] already exists in this file",
+                    excerpt(&key),
+                    cut(&cur_section_name)
                 ),
                 "each option once per section and file",
             ));

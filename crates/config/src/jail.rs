@@ -395,6 +395,7 @@ fn read_one(
 
     // Step 5: actions.
     let mut actions: Vec<ActionSpec> = Vec::new();
+    let mut actnames: HashSet<String> = HashSet::new();
     let aorigin = origin_of(cfg, "action");
     for item in split_with_options(jail_opts.get("action").map_or("", String::as_str)) {
         let item = item.trim();
@@ -402,10 +403,13 @@ fn read_one(
             continue;
         }
         let a = read_action(tree, name, item, &jail_opts, &aorigin, budget)?;
-        if actions.iter().any(|x| x.actname == a.actname) {
+        if !actnames.insert(a.actname.clone()) {
             return Err(ConfigError::value(
                 &aorigin,
-                format!("action {:?} defined twice in jail [{name}]", a.actname),
+                format!(
+                    "action {} defined twice in jail [{name}]",
+                    excerpt(&a.actname)
+                ),
                 "distinct actions, or a different `name=`/`actname=` arg",
             ));
         }

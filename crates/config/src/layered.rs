@@ -7,7 +7,7 @@
 //! entry and merge is charged to; `[INCLUDES]` nesting and `.d` sizes are bounded. Emits a
 //! `Layered` config. Mirrors fail2ban's configparserinc.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::budget::{Budget, FILE_COST, MAX_INCLUDE_DEPTH, VALUE_COST};
 use crate::error::{ConfigError, Origin};
@@ -154,6 +154,18 @@ impl Layered {
     }
 }
 
+/// The bytes that merging `file` adds by renaming the options of its `[S?cond]` sections to
+/// `key?cond` (a long condition over many options multiplies).
+fn renaming_cost(file: &ini::IniFile) -> usize {
+    file.sections
+        .iter()
+        .filter_map(|s| {
+            let (_, cond) = split_conditional(&s.name)?;
+            Some(cond.len().saturating_mul(s.options.keys().count()))
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// `Name?cond` (Name = word chars) → ("Name", "?cond").
 pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
     let q = name.find('?')?;
@@ -185,7 +197,8 @@ impl Reader<'_> {
                     let parsed = ini::parse(&origin.file, &text)?;
                     let cost = text
                         .len()
-                        .saturating_add(parsed.entries().saturating_mul(VALUE_COST));
+                        .saturating_add(parsed.entries().saturating_mul(VALUE_COST))
+                        .saturating_add(renaming_cost(&parsed));
                     self.charge(cost - text.len(), &origin, "parsing this file")?;
                     Some((parsed, cost))
                 }
@@ -212,11 +225,13 @@ impl Reader<'_> {
         chain: &mut Vec<Loc>,
         out: &mut Vec<Loc>,
     ) -> Result<(), ConfigError> {
+        // Hashed: `files` may be a `.d` directory of thousands.
+        let listed: HashSet<&Loc> = files.iter().collect();
         let mut expanded: Vec<Loc> = Vec::new();
         for f in files {
             expanded.push(f.clone());
             if let Some(local) = local_sibling(f) {
-                if !files.contains(&local) && self.tree.loc_exists(&local) {
+                if !listed.contains(&local) && self.tree.loc_exists(&local) {
                     expanded.push(local);
                 }
             }
