@@ -126,7 +126,8 @@ impl ConfigError {
 /// A duration string that `parse_duration` cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration {text:?}: {message} (expected e.g. `600`, `10m`, `1h 30m`, `2*1d`, `-1`)"
+    "invalid duration {}: {message} (expected e.g. `600`, `10m`, `1h 30m`, `2*1d`, `-1`)",
+    excerpt(.text)
 )]
 pub struct DurationError {
     /// The text given.

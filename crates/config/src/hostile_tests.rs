@@ -568,3 +568,33 @@ fn a_long_condition_is_charged_per_option_it_is_appended_to() {
     // Refused before the renaming: the charge for it is what passed the limit.
     assert!(spent > crate::budget::MAX_READ_WORK, "{spent}");
 }
+
+#[test]
+fn deeply_nested_durations_are_refused_without_overflowing_the_stack() {
+    // The duration parser recursed once per `(` or sign: `bantime = ((((…` a few hundred
+    // thousand deep overflowed the stack and aborted the daemon.
+    let n = 200_000;
+    for text in [
+        format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}1", "-".repeat(n)),
+        format!("{}1", "+(".repeat(n)),
+    ] {
+        let e = crate::parse_duration(&text).unwrap_err();
+        assert!(
+            e.message.contains("nested deeper than 100"),
+            "{}",
+            e.message
+        );
+        assert!(e.to_string().len() < 1000);
+    }
+    // In a jail: refused with its line.
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let (e, _) = refused(&[("jail.local", &format!("[web]\nbantime = {deep}\n"))]);
+    assert!(
+        e.contains("jail.local:2: bantime of jail [web]: parentheses and signs nested deeper"),
+        "{e}"
+    );
+    // As deep as Python's own parser allows is fine.
+    let ok = format!("{}1h{}", "(".repeat(99), ")".repeat(99));
+    assert_eq!(crate::parse_duration(&ok).unwrap(), 3600.0);
+}

@@ -171,6 +171,16 @@ proptest! {
     }
 
     #[test]
+    fn durations_never_panic(
+        text in "[0-9.smhdwoy +*/()-]{0,40}|\\PC{0,20}",
+        depth in 0usize..300,
+    ) {
+        let _ = crate::parse_duration(&text);
+        let nested = format!("{}{text}{}", "(".repeat(depth), ")".repeat(depth));
+        let _ = crate::parse_duration(&nested);
+    }
+
+    #[test]
     fn literal_values_cost_linear_work(vals in prop::collection::vec("[a-z <>=,\\[\\]]{0,40}", NAMES)) {
         // No references: interpolation and substitution scan and copy each byte a few times.
         let mut text = String::from("[Definition]\n");
