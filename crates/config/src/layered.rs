@@ -315,11 +315,14 @@ impl Reader<'_> {
         self.includes(files, &mut Vec::new(), &mut order)?;
         let mut out = Layered::default();
         for loc in &order {
-            if let Some((p, len)) = self.parsed(loc)? {
-                let (p, len) = (p.clone(), *len);
-                let display = self.tree.loc_display(loc);
-                // Merging copies the file's options once more.
-                self.charge(len, &Origin::new(display.clone(), 0), "merging this file")?;
+            let Some(cost) = self.parsed(loc)?.map(|(_, cost)| *cost) else {
+                continue;
+            };
+            // Merging copies the file's options once more: paid for before it is done.
+            let display = self.tree.loc_display(loc);
+            self.charge(cost, &Origin::new(display.clone(), 0), "merging this file")?;
+            if let Some((p, _)) = self.parsed(loc)? {
+                let p = p.clone();
                 out.files.push(display);
                 out.merge_file(p);
             }
