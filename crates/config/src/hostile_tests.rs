@@ -1,7 +1,9 @@
 //! Regression tests for hostile configs: expansions that multiply (`%(x)s` and `<tag>`
 //! "billion laughs"), include trees that fan out or nest deep, files that never end, `.d`
-//! directories of very many files. Each asserts the error (naming `file:line` and the bound)
-//! and that the work done stayed bounded, counted by the read's `Budget`, never timed.
+//! directories of very many files, long names copied per option, durations nested deep enough
+//! to overflow the stack, huge values quoted in messages. Each asserts the error (naming
+//! `file:line` and the bound) and, where work could run away, that it stayed bounded, counted
+//! by the read's `Budget`, never timed.
 
 use crate::budget::{Budget, MAX_INCLUDE_DEPTH, MAX_VALUE_BYTES, VALUE_COST};
 use crate::error::ConfigError;
