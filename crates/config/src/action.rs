@@ -6,6 +6,8 @@
 //! the jail options (as vars) and the item; emits an `ActionSpec`.
 
 use crate::args::parse_name_args_at;
+use crate::budget::Budget;
+use crate::convert::as_bool;
 use crate::definit::{is_runtime_tag, DefInit};
 use crate::error::{ConfigError, Origin};
 use crate::layered;
@@ -65,6 +67,7 @@ pub(crate) fn read_action(
     item: &str,
     jail_opts: &Options,
     origin: &Origin,
+    budget: &Budget,
 ) -> Result<ActionSpec, ConfigError> {
     let (name, args) = parse_name_args_at(item.trim(), origin)?;
     let mut init = args.clone();
@@ -95,7 +98,7 @@ pub(crate) fn read_action(
         });
     }
     let rel = format!("action.d/{name}");
-    let Some(cfg) = layered::read(tree, &rel)? else {
+    let Some(cfg) = layered::read(tree, &rel, budget)? else {
         return Err(ConfigError::not_found(
             origin,
             format!("unable to read action {name:?} of jail [{jail}]"),
@@ -107,12 +110,12 @@ pub(crate) fn read_action(
     } else {
         tree.display(&format!("{rel}.local"))
     };
-    let mut di = DefInit::new(cfg, file.clone(), &init);
+    let mut di = DefInit::new(cfg, file.clone(), &init, budget);
     let (opts, vars) = di.get_options(jail_opts, ACTION_OPTS, false)?;
     let ignore = |t: &str| is_runtime_tag(t);
     let full = di.all_resolved(&opts, &vars, &ignore)?;
     let mut options: Options = full
-        .0
+        .into_pairs()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("known/"))
         .collect();
@@ -123,12 +126,7 @@ pub(crate) fn read_action(
         "norestored",
     ] {
         if let Some(v) = options.get_mut(key) {
-            *v = if crate::jail::as_bool(v) {
-                "True"
-            } else {
-                "False"
-            }
-            .to_string();
+            *v = if as_bool(v) { "True" } else { "False" }.to_string();
         }
     }
     Ok(ActionSpec {

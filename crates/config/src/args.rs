@@ -2,7 +2,7 @@
 //! (compat §1.8, fail2ban's `extractOptions` and `splitWithOptions`). Owns the scanner; receives
 //! one value; emits (name, args) or the list of `name[...]` items of an `action =` value.
 
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::Options;
 
 /// Parse `NAME[opts][more]` into the name and its options (values unquoted and stripped).
@@ -24,7 +24,8 @@ pub(crate) fn parse_name_args_at(
             let tail = text[b..].trim_end();
             if !tail.ends_with(']') {
                 return Err(err(format!(
-                    "unexpected option syntax in {text:?}: no closing `]`"
+                    "unexpected option syntax in {}: no closing `]`",
+                    excerpt(text)
                 )));
             }
             (&text[..b], Some(&tail[1..tail.len() - 1]))
@@ -32,7 +33,8 @@ pub(crate) fn parse_name_args_at(
     };
     if name.is_empty() {
         return Err(err(format!(
-            "unexpected option syntax in {text:?}: no name"
+            "unexpected option syntax in {}: no name",
+            excerpt(text)
         )));
     }
     let mut opts = Options::new();
@@ -114,96 +116,162 @@ fn extract(s: &str, opts: &mut Options) -> Result<(), String> {
 /// Split an `action =` value into its items: whitespace/newline separated, a `name[...]`
 /// group (quotes may hold spaces, commas, `]` and newlines) staying together.
 pub(crate) fn split_with_options(text: &str) -> Vec<String> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let n = chars.len();
-    let at = |i: usize| chars.get(i).map(|c| c.1);
-    let byte = |i: usize| chars.get(i).map_or(text.len(), |c| c.0);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        if at(i).is_some_and(char::is_whitespace) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut j = i;
-        while j < n && !at(j).is_some_and(|c| c.is_whitespace() || c == '[') {
-            j += 1;
-        }
-        let mut end = None;
-        if j > start {
-            let mut k = j;
-            while k < n && at(k).is_some_and(char::is_whitespace) {
-                k += 1;
-            }
-            if at(k) == Some('[') {
-                end = scan_groups(&chars, k);
-            } else {
-                end = Some(j);
-            }
-        }
-        let end = end.unwrap_or_else(|| {
-            let mut k = start;
-            while k < n && !at(k).is_some_and(char::is_whitespace) {
-                k += 1;
-            }
-            k
-        });
-        out.push(text[byte(start)..byte(end)].to_string());
-        i = end.max(start + 1);
-    }
-    out
+    Splitter::new(text).split()
 }
 
-/// Scan `[k=v, ...]` groups (joined by `][`) starting at the `[` at `k`; the index after the
-/// final `]`, or None if malformed.
-fn scan_groups(chars: &[(usize, char)], mut k: usize) -> Option<usize> {
-    let at = |i: usize| chars.get(i).map(|c| c.1);
-    let skip_ws = |mut i: usize| {
-        while at(i).is_some_and(char::is_whitespace) {
+/// The scanner of `split_with_options`, in work linear in the text: every item whose name is
+/// followed by `[` scans its groups, and groups that fail to close used to be scanned again
+/// from every later item inside them (`a [k=v a [k=v …` was quadratic). Each position's
+/// outcome is remembered, and value ends are looked up, not scanned for.
+struct Splitter<'t> {
+    text: &'t str,
+    chars: Vec<(usize, char)>,
+    /// For each char index: the index of the next `,` or `]` at or after it (or `n`).
+    next_stop: Vec<u32>,
+    /// The same for `"` and for `'`.
+    next_dquote: Vec<u32>,
+    next_squote: Vec<u32>,
+    /// The outcome of the group scan from each position already scanned from.
+    memo: std::collections::HashMap<usize, Option<usize>>,
+    /// Chars visited and jumps taken (what the tests bound).
+    steps: usize,
+}
+
+impl<'t> Splitter<'t> {
+    fn new(text: &'t str) -> Self {
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        let n = chars.len();
+        let next_of = |pred: &dyn Fn(char) -> bool| {
+            let mut v = vec![0u32; n + 1];
+            let mut next = u32::try_from(n).unwrap_or(u32::MAX);
+            v[n] = next;
+            for i in (0..n).rev() {
+                if pred(chars[i].1) {
+                    next = u32::try_from(i).unwrap_or(u32::MAX);
+                }
+                v[i] = next;
+            }
+            v
+        };
+        let next_stop = next_of(&|c| c == ',' || c == ']');
+        let next_dquote = next_of(&|c| c == '"');
+        let next_squote = next_of(&|c| c == '\'');
+        Splitter {
+            text,
+            chars,
+            next_stop,
+            next_dquote,
+            next_squote,
+            memo: Default::default(),
+            steps: 0,
+        }
+    }
+
+    fn at(&mut self, i: usize) -> Option<char> {
+        self.steps += 1;
+        self.chars.get(i).map(|c| c.1)
+    }
+
+    fn skip_ws(&mut self, mut i: usize) -> usize {
+        while self.at(i).is_some_and(char::is_whitespace) {
             i += 1;
         }
         i
-    };
-    k += 1; // past '['
-    loop {
-        k = skip_ws(k);
-        match at(k)? {
-            ']' => {
-                let after = skip_ws(k + 1);
-                if at(after) == Some('[') {
-                    k = after + 1;
-                    continue;
-                }
-                return Some(k + 1);
-            }
-            ',' => {
-                k += 1;
+    }
+
+    fn split(&mut self) -> Vec<String> {
+        let n = self.chars.len();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < n {
+            if self.at(i).is_some_and(char::is_whitespace) {
+                i += 1;
                 continue;
             }
-            _ => {}
-        }
-        // key
-        let ks = k;
-        while at(k).is_some_and(is_key_char) {
-            k += 1;
-        }
-        if k == ks || at(k) != Some('=') {
-            return None;
-        }
-        k += 1;
-        match at(k) {
-            Some(q @ ('"' | '\'')) => {
-                k += 1;
-                while at(k)? != q {
-                    k += 1;
+            let start = i;
+            let mut j = i;
+            while j < n && !self.at(j).is_some_and(|c| c.is_whitespace() || c == '[') {
+                j += 1;
+            }
+            let mut end = None;
+            if j > start {
+                let k = self.skip_ws(j);
+                if self.at(k) == Some('[') {
+                    end = self.groups(k + 1);
+                } else {
+                    end = Some(j);
                 }
+            }
+            let end = match end {
+                Some(e) => e,
+                None => {
+                    let mut k = start;
+                    while k < n && !self.at(k).is_some_and(char::is_whitespace) {
+                        k += 1;
+                    }
+                    k
+                }
+            };
+            let byte = |i: usize| self.chars.get(i).map_or(self.text.len(), |c| c.0);
+            out.push(self.text[byte(start)..byte(end)].to_string());
+            i = end.max(start + 1);
+        }
+        out
+    }
+
+    /// Scan `k=v, ...` groups (joined by `][`) from just past a `[`: the index after the final
+    /// `]`, or None if malformed. The outcome from a position (after its whitespace) depends
+    /// on the position only, so it is remembered for every position passed through.
+    fn groups(&mut self, k: usize) -> Option<usize> {
+        let mut passed = Vec::new();
+        let result = self.groups_from(k, &mut passed);
+        for p in passed {
+            self.memo.insert(p, result);
+        }
+        result
+    }
+
+    fn groups_from(&mut self, mut k: usize, passed: &mut Vec<usize>) -> Option<usize> {
+        loop {
+            k = self.skip_ws(k);
+            if let Some(&known) = self.memo.get(&k) {
+                return known;
+            }
+            passed.push(k);
+            match self.at(k)? {
+                ']' => {
+                    let after = self.skip_ws(k + 1);
+                    if self.at(after) == Some('[') {
+                        k = after + 1;
+                        continue;
+                    }
+                    return Some(k + 1);
+                }
+                ',' => {
+                    k += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            // key
+            let ks = k;
+            while self.at(k).is_some_and(is_key_char) {
                 k += 1;
             }
-            _ => {
-                while !matches!(at(k)?, ',' | ']') {
-                    k += 1;
+            if k == ks || self.at(k) != Some('=') {
+                return None;
+            }
+            k += 1;
+            self.steps += 1;
+            let next = |v: &[u32], i: usize| v.get(i).map(|&x| x as usize);
+            match self.at(k) {
+                Some('"') => {
+                    k = next(&self.next_dquote, k + 1).filter(|&q| q < self.chars.len())? + 1
                 }
+                Some('\'') => {
+                    k = next(&self.next_squote, k + 1).filter(|&q| q < self.chars.len())? + 1
+                }
+                _ => k = next(&self.next_stop, k).filter(|&q| q < self.chars.len())?,
             }
         }
     }
@@ -212,6 +280,162 @@ fn scan_groups(chars: &[(usize, char)], mut k: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The scanner as it was before positions were remembered (quadratic on some inputs):
+    /// the reference the linear one must agree with, and the chars it visited.
+    fn plain_split(text: &str) -> (Vec<String>, usize) {
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        let n = chars.len();
+        let steps = std::cell::Cell::new(0usize);
+        let at = |i: usize| {
+            steps.set(steps.get() + 1);
+            chars.get(i).map(|c| c.1)
+        };
+        let byte = |i: usize| chars.get(i).map_or(text.len(), |c| c.0);
+        let scan_groups = |mut k: usize| -> Option<usize> {
+            let skip_ws = |mut i: usize| {
+                while at(i).is_some_and(char::is_whitespace) {
+                    i += 1;
+                }
+                i
+            };
+            k += 1;
+            loop {
+                k = skip_ws(k);
+                match at(k)? {
+                    ']' => {
+                        let after = skip_ws(k + 1);
+                        if at(after) == Some('[') {
+                            k = after + 1;
+                            continue;
+                        }
+                        return Some(k + 1);
+                    }
+                    ',' => {
+                        k += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                let ks = k;
+                while at(k).is_some_and(is_key_char) {
+                    k += 1;
+                }
+                if k == ks || at(k) != Some('=') {
+                    return None;
+                }
+                k += 1;
+                match at(k) {
+                    Some(q @ ('"' | '\'')) => {
+                        k += 1;
+                        while at(k)? != q {
+                            k += 1;
+                        }
+                        k += 1;
+                    }
+                    _ => {
+                        while !matches!(at(k)?, ',' | ']') {
+                            k += 1;
+                        }
+                    }
+                }
+            }
+        };
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < n {
+            if at(i).is_some_and(char::is_whitespace) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut j = i;
+            while j < n && !at(j).is_some_and(|c| c.is_whitespace() || c == '[') {
+                j += 1;
+            }
+            let mut end = None;
+            if j > start {
+                let mut k = j;
+                while k < n && at(k).is_some_and(char::is_whitespace) {
+                    k += 1;
+                }
+                end = if at(k) == Some('[') {
+                    scan_groups(k)
+                } else {
+                    Some(j)
+                };
+            }
+            let end = end.unwrap_or_else(|| {
+                let mut k = start;
+                while k < n && !at(k).is_some_and(char::is_whitespace) {
+                    k += 1;
+                }
+                k
+            });
+            out.push(text[byte(start)..byte(end)].to_string());
+            i = end.max(start + 1);
+        }
+        (out, steps.get())
+    }
+
+    /// `split_with_options` and the steps it took.
+    fn split_counted(text: &str) -> (Vec<String>, usize) {
+        let mut s = Splitter::new(text);
+        let items = s.split();
+        (items, s.steps)
+    }
+
+    #[test]
+    fn unclosed_groups_split_in_linear_steps() {
+        // Unclosed groups; the first and fourth made the plain scanner rescan the rest of the
+        // value from every item.
+        let shapes = [
+            "a [k=v ",
+            "a [k=v, ",
+            "x [k=\"v y [m=1, ",
+            "a [k=v x [k=v y [m=1, m=v ",
+            "a [b=1] [ ",
+            "a [k='v, ",
+        ];
+        for shape in shapes {
+            for reps in [10, 100, 1000] {
+                let text = shape.repeat(reps);
+                let (items, steps) = split_counted(&text);
+                let (plain, plain_steps) = plain_split(&text);
+                assert_eq!(items, plain, "{shape:?} × {reps}");
+                let n = text.chars().count();
+                assert!(
+                    steps <= 8 * n + 8,
+                    "{shape:?} × {reps}: {steps} steps for {n} chars"
+                );
+                if reps == 1000 && [shapes[0], shapes[3]].contains(&shape) {
+                    // The bound tells the two apart: the plain scanner is far past it.
+                    assert!(plain_steps > 50 * n, "{shape:?}: {plain_steps}");
+                }
+            }
+        }
+        // An action value as long as a value may be.
+        let text = "a [k=v ".repeat(crate::budget::MAX_VALUE_BYTES / 7);
+        let (_, steps) = split_counted(&text);
+        assert!(steps <= 8 * text.len());
+    }
+
+    proptest! {
+        #[test]
+        fn split_agrees_with_the_plain_scanner_in_linear_steps(
+            text in "[ab\\[\\],=\"' \n.-]{0,80}"
+        ) {
+            let (items, steps) = split_counted(&text);
+            prop_assert_eq!(&items, &plain_split(&text).0);
+            prop_assert!(steps <= 8 * text.chars().count() + 8);
+        }
+
+        #[test]
+        fn name_args_never_panic(text in "\\PC{0,60}|[a\\[\\],=\"' ]{0,60}") {
+            let _ = parse_name_args(&text);
+        }
+    }
 
     #[test]
     fn name_only_and_args() {

@@ -4,40 +4,66 @@
 //! options (vars win); `[Init]` values become init options unless given as args, and are also
 //! kept as `known/<opt>`; then `<tag>`s are substituted over the combined set, with
 //! `getCombOption` (vars > Definition > DEFAULT, `sec/opt` refs) as fallback. Receives a
-//! merged file set; emits ordered resolved options.
+//! merged file set and the read's budget; emits ordered resolved options.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::error::{ConfigError, Origin};
+use crate::budget::{too_large, Budget};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::interp;
 use crate::layered::{split_conditional, Layered, KNOWN_PREFIX};
-use crate::tags;
+use crate::tags::{self, TagError};
 use crate::Options;
 
-/// An insertion-ordered list of (key, value) with Python dict update semantics.
+/// An insertion-ordered list of (key, value) with Python dict update semantics, indexed so
+/// that building one of n options costs n lookups, not n² comparisons.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Kv(pub Vec<(String, String)>);
+pub(crate) struct Kv {
+    pairs: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
 
 impl Kv {
+    /// From pairs in order (a later duplicate key updates the earlier one in place).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut kv = Kv::default();
+        for (k, v) in pairs {
+            kv.set(&k, v);
+        }
+        kv
+    }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(kk, _)| kk == k)
-            .map(|(_, v)| v.as_str())
+        self.index.get(k).map(|&i| self.pairs[i].1.as_str())
     }
     pub fn contains(&self, k: &str) -> bool {
-        self.get(k).is_some()
+        self.index.contains_key(k)
     }
     pub fn set(&mut self, k: &str, v: String) {
-        match self.0.iter_mut().find(|(kk, _)| kk == k) {
-            Some(slot) => slot.1 = v,
-            None => self.0.push((k.to_string(), v)),
+        match self.index.get(k) {
+            Some(&i) => self.pairs[i].1 = v,
+            None => {
+                self.index.insert(k.to_string(), self.pairs.len());
+                self.pairs.push((k.to_string(), v));
+            }
         }
+    }
+    /// The pairs in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+    /// The pairs in order, values to be changed in place (keys must stay as they are: the
+    /// index maps them).
+    fn pairs_mut(&mut self) -> &mut [(String, String)] {
+        &mut self.pairs
+    }
+    /// The pairs in order, consumed.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.pairs
     }
     /// `{**self, **other}`.
     pub fn merged(&self, other: &Kv) -> Kv {
         let mut out = self.clone();
-        for (k, v) in &other.0 {
+        for (k, v) in &other.pairs {
             out.set(k, v.clone());
         }
         out
@@ -45,12 +71,14 @@ impl Kv {
 }
 
 /// One filter or action file set, with its init options.
-pub(crate) struct DefInit {
+pub(crate) struct DefInit<'b> {
     pub cfg: Layered,
     /// Display path of the main file.
     pub file: String,
     /// Args + automatic options + `[Init]` values (+ `known/<init opt>`).
     pub init: Kv,
+    /// The budget of the read this file set belongs to.
+    budget: &'b Budget,
 }
 
 /// Tags that only the running daemon can fill in; never resolved while reading.
@@ -82,17 +110,23 @@ pub(crate) const RUNTIME_TAGS: &[&str] = &[
     "jail.found_total",
 ];
 
-impl DefInit {
-    pub fn new(cfg: Layered, file: String, args: &Options) -> Self {
+impl<'b> DefInit<'b> {
+    pub fn new(cfg: Layered, file: String, args: &Options, budget: &'b Budget) -> Self {
         DefInit {
             cfg,
             file,
-            init: Kv(args.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            init: Kv::from_pairs(args.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            budget,
         }
     }
 
-    fn origin(&self) -> Origin {
-        Origin::new(self.file.clone(), 0)
+    /// Where option `key` was written: `[Definition]` (or DEFAULT), else `[Init]`, else the
+    /// file itself (an argument, or an option set automatically).
+    fn origin_of(&self, key: &str) -> Origin {
+        interp::get_raw(&self.cfg, "Definition", key)
+            .or_else(|| interp::get_raw(&self.cfg, "Init", key))
+            .map(|(_, o)| o)
+            .unwrap_or_else(|| Origin::new(self.file.clone(), 0))
     }
 
     /// Whether `[Definition]` itself (not DEFAULT) has `opt`.
@@ -118,7 +152,7 @@ impl DefInit {
         all: bool,
     ) -> Result<(Kv, Options), ConfigError> {
         let mut vars: Options = p_opts.clone();
-        for (k, v) in &self.init.0 {
+        for (k, v) in self.init.pairs() {
             vars.insert(k.to_lowercase(), v.clone());
         }
         let mut opts = Kv::default();
@@ -128,7 +162,7 @@ impl DefInit {
                 if vars.contains_key(*name) {
                     continue;
                 }
-                if let Some(v) = interp::get(&self.cfg, "Definition", name, &vars)? {
+                if let Some(v) = interp::get(&self.cfg, "Definition", name, &vars, self.budget)? {
                     opts.set(name, v);
                 }
             }
@@ -136,7 +170,8 @@ impl DefInit {
         if self.cfg.has_section("Init") {
             let empty = Options::new();
             for opt in self.own_keys("Init") {
-                let v = interp::get(&self.cfg, "Init", &opt, &empty)?.unwrap_or_default();
+                let v =
+                    interp::get(&self.cfg, "Init", &opt, &empty, self.budget)?.unwrap_or_default();
                 if !opt.starts_with("known/") {
                     self.init.set(&format!("known/{opt}"), v.clone());
                 }
@@ -151,7 +186,7 @@ impl DefInit {
                 if opts.contains(&opt) {
                     continue;
                 }
-                if let Some(v) = interp::get(&self.cfg, "Definition", &opt, &empty)? {
+                if let Some(v) = interp::get(&self.cfg, "Definition", &opt, &empty, self.budget)? {
                     opts.set(&opt, v);
                 }
             }
@@ -180,13 +215,20 @@ impl DefInit {
                     _ => vec![sec.to_string()],
                 };
                 for s in secs {
-                    if let Some(v) = not_found(interp::get(&self.cfg, &s, opt, &none))? {
+                    if let Some(v) = not_found(interp::get(&self.cfg, &s, opt, &none, self.budget))?
+                    {
                         return Ok(Some(v));
                     }
                 }
             }
         }
-        not_found(interp::get(&self.cfg, "Definition", name, vars))
+        not_found(interp::get(
+            &self.cfg,
+            "Definition",
+            name,
+            vars,
+            self.budget,
+        ))
     }
 
     /// fail2ban `getCombined`: `opts` + init options with tags substituted.
@@ -216,6 +258,8 @@ impl DefInit {
             if !full.contains(&k) && !self.init.contains(&k) {
                 let v = match self.comb_option(&k, vars) {
                     Ok(Some(v)) => v,
+                    // Lenient, except when the read has run out of budget: stop then.
+                    Err(e) if self.budget.exhausted() => return Err(e),
                     _ => interp::get_raw(&self.cfg, "Definition", &k)
                         .map(|(v, _)| v)
                         .unwrap_or_default(),
@@ -224,7 +268,10 @@ impl DefInit {
             }
         }
         let mut full = full.merged(&self.init);
-        if self.substitute(&mut full, vars, extra_ignore).is_err() {
+        if let Err(e) = self.substitute(&mut full, vars, extra_ignore) {
+            if self.budget.exhausted() {
+                return Err(e);
+            }
             // Fall back to what fail2ban itself resolves.
             return self.combined(opts, vars, extra_ignore);
         }
@@ -238,21 +285,37 @@ impl DefInit {
         extra_ignore: &dyn Fn(&str) -> bool,
     ) -> Result<(), ConfigError> {
         let cond_bases: HashSet<String> = comb
-            .0
+            .pairs()
             .iter()
             .filter_map(|(k, _)| split_conditional(k).map(|(b, _)| b.to_string()))
             .collect();
         let is_ignored = |t: &str| cond_bases.contains(t) || extra_ignore(t);
         let mut fallback = |t: &str| self.comb_option(t, vars);
-        match tags::substitute_recursive(&mut comb.0, "", &is_ignored, &mut fallback)? {
+        let r = tags::substitute_recursive(
+            comb.pairs_mut(),
+            "",
+            &is_ignored,
+            &mut fallback,
+            self.budget,
+        )?;
+        match r {
             Ok(()) => Ok(()),
-            Err(l) => Err(ConfigError::value(
-                &self.origin(),
+            Err(TagError::Loop { tag, found, value }) => Err(ConfigError::value(
+                &self.origin_of(&tag),
                 format!(
-                    "tag <{}> refers to itself through <{}> (value {:?})",
-                    l.tag, l.found, l.value
+                    "tag <{tag}> refers to itself through <{found}> (value {})",
+                    excerpt(&value)
                 ),
                 "tag definitions without cycles",
+            )),
+            Err(TagError::TooLarge { tag, found }) => Err(too_large(
+                &self.origin_of(&tag),
+                &format!("option {tag:?} with its <tags> substituted"),
+                &format!(", when replacing <{found}>"),
+            )),
+            Err(TagError::OverBudget { tag }) => Err(self.budget.error(
+                &self.origin_of(&tag),
+                &format!("substituting the <tags> of option {tag:?}"),
             )),
         }
     }

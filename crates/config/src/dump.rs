@@ -5,7 +5,8 @@
 //! (`set J addfailregex R`), log paths are not glob-expanded, and action options are listed
 //! resolved and sorted.
 
-use crate::jail::{splitwords, JailsConfig};
+use crate::convert::splitwords;
+use crate::jail::JailsConfig;
 
 /// Jail options sent as plain `set` commands, in fail2ban's order.
 const SET_ORDER: &[&str] = &[

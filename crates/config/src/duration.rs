@@ -3,7 +3,7 @@
 //! emits seconds as f64 (or a `DurationError`). Units follow a number (case-insensitive):
 //! s/sec/second(s)/ss, m/mm/min/minute(s), h/hh/hou/hour(s), d/dd/da/day(s), w/ww/wee/week(s),
 //! mo/mon/month(s) (1/12 of 365.25 d), y/yy/yea/year(s) (365.25 d). Terms separated only by
-//! whitespace are added; `+ - * /` and parentheses work as in Python.
+//! whitespace are added; `+ - * /` and parentheses work as in Python, nested at most 100 deep.
 
 use crate::error::DurationError;
 
@@ -87,9 +87,16 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// The deepest nesting of parentheses and signs (`((1))`, `--1`). The parser recurses once
+/// per level, so a value of a hundred thousand `(` would overflow the stack; Python's own
+/// parser refuses 200 nested parentheses.
+const MAX_NESTING: usize = 100;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Parentheses and signs open around the current factor.
+    depth: usize,
 }
 
 impl Parser {
@@ -122,6 +129,17 @@ impl Parser {
         Ok(v)
     }
     fn factor(&mut self) -> Result<f64, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "parentheses and signs nested deeper than {MAX_NESTING}"
+            ));
+        }
+        self.depth += 1;
+        let v = self.factor_within();
+        self.depth -= 1;
+        v
+    }
+    fn factor_within(&mut self) -> Result<f64, String> {
         match self.peek().cloned() {
             Some(Tok::Op('-')) => {
                 self.pos += 1;
@@ -160,7 +178,11 @@ pub fn parse_duration(text: &str) -> Result<f64, DurationError> {
     if toks.is_empty() {
         return Err(err("empty".into()));
     }
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let v = p.expr().map_err(err)?;
     if p.pos != p.toks.len() {
         return Err(err(format!("unexpected {:?}", p.toks[p.pos])));

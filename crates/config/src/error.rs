@@ -126,11 +126,46 @@ impl ConfigError {
 /// A duration string that `parse_duration` cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration {text:?}: {message} (expected e.g. `600`, `10m`, `1h 30m`, `2*1d`, `-1`)"
+    "invalid duration {}: {message} (expected e.g. `600`, `10m`, `1h 30m`, `2*1d`, `-1`)",
+    excerpt(.text)
 )]
 pub struct DurationError {
     /// The text given.
     pub text: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// How many characters of a config text an error message shows.
+const SHOWN: usize = 60;
+
+/// At most the first 60 characters of `text`, `…`-terminated when cut, as `{:?}` shows it:
+/// error messages quote config text, which may be huge.
+pub(crate) fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
+/// At most the first 60 characters of a name (a section's), `…`-terminated when cut.
+pub(crate) fn cut(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(SHOWN) {
+        None => name.into(),
+        Some((at, _)) => format!("{}…", &name[..at]).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_cut_at_sixty_chars() {
+        assert_eq!(excerpt("a\nb"), "\"a\\nb\"");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long), format!("{:?}…", "é".repeat(60)));
+        assert_eq!(cut("web"), "web");
+        assert_eq!(cut(&long), format!("{}…", "é".repeat(60)));
+    }
 }

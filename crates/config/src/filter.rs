@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use crate::args::parse_name_args_at;
+use crate::budget::Budget;
 use crate::definit::{DefInit, Kv};
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::layered;
 use crate::tree::{ConfigTree, Loc};
 use crate::Options;
@@ -53,21 +54,22 @@ pub struct FilterSpec {
 }
 
 /// A filter file set being read.
-pub(crate) struct FilterRead {
+pub(crate) struct FilterRead<'b> {
     pub name: String,
-    pub di: DefInit,
+    pub di: DefInit<'b>,
 }
 
-impl FilterRead {
+impl<'b> FilterRead<'b> {
     /// Load `filter.d/<name>` with `args`.
     pub fn load(
         tree: &ConfigTree,
         name: &str,
         args: &Options,
         origin: &Origin,
+        budget: &'b Budget,
     ) -> Result<Self, ConfigError> {
         let rel = format!("filter.d/{name}");
-        let Some(cfg) = layered::read(tree, &rel)? else {
+        let Some(cfg) = layered::read(tree, &rel, budget)? else {
             return Err(ConfigError::not_found(
                 origin,
                 format!(
@@ -85,7 +87,7 @@ impl FilterRead {
         };
         Ok(FilterRead {
             name: name.to_string(),
-            di: DefInit::new(cfg, file, args),
+            di: DefInit::new(cfg, file, args, budget),
         })
     }
 
@@ -147,18 +149,18 @@ impl FilterRead {
             Some(m) => Some(m.trim().parse::<usize>().map_err(|_| {
                 ConfigError::value(
                     &origin,
-                    format!("maxlines {m:?} is not a number"),
+                    format!("maxlines {} is not a number", excerpt(&m)),
                     "a positive integer",
                 )
             })?),
         };
         let mut options: Options = full
-            .0
+            .pairs()
             .iter()
             .filter(|(k, _)| !k.starts_with("known/"))
             .cloned()
             .collect();
-        for (k, v) in &jail_over.0 {
+        for (k, v) in jail_over.pairs() {
             options.insert(k.clone(), v.clone());
         }
         Ok(FilterSpec {
@@ -186,7 +188,8 @@ pub fn read_filter(
 ) -> Result<FilterSpec, ConfigError> {
     let origin = Origin::new("<filter reference>", 0);
     let (name, args) = parse_name_args_at(filter_ref.trim(), &origin)?;
-    let mut fr = FilterRead::load(tree, &name, &args, &origin)?;
+    let budget = Budget::new();
+    let mut fr = FilterRead::load(tree, &name, &args, &origin, &budget)?;
     fr.apply_auto_options(vars.get("backend").map_or("", String::as_str));
     fr.spec(vars, &Kv::default(), true)
 }
@@ -200,7 +203,8 @@ pub fn read_filter_file(
 ) -> Result<FilterSpec, ConfigError> {
     let display = path.display().to_string();
     let origin = Origin::new(display.clone(), 0);
-    let Some(cfg) = layered::read_explicit(tree, Loc::Disk(path.to_path_buf()))? else {
+    let budget = Budget::new();
+    let Some(cfg) = layered::read_explicit(tree, Loc::Disk(path.to_path_buf()), &budget)? else {
         return Err(ConfigError::not_found(
             &origin,
             "no such filter file",
@@ -213,7 +217,7 @@ pub fn read_filter_file(
         .unwrap_or_default();
     let mut fr = FilterRead {
         name,
-        di: DefInit::new(cfg, display, args),
+        di: DefInit::new(cfg, display, args, &budget),
     };
     fr.apply_auto_options("");
     fr.spec(&Options::new(), &Kv::default(), true)

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{ConfigError, Origin};
+use crate::error::{cut, excerpt, ConfigError, Origin};
 
 /// One option value and where it was written (the key line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,16 @@ impl IniFile {
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
     }
+
+    /// How many sections and options the file holds (what keeping it costs beyond its text).
+    pub fn entries(&self) -> usize {
+        self.defaults.items.len()
+            + self
+                .sections
+                .iter()
+                .map(|s| 1 + s.options.items.len())
+                .sum::<usize>()
+    }
 }
 
 const DEFAULT: &str = "DEFAULT";
@@ -86,9 +96,12 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
     // Current option: its key and accumulated lines (joined at the end).
     let mut cur_opt: Option<(String, Vec<String>, Origin)> = None;
     let mut indent_level = 0usize;
-    let mut seen_sections: Vec<String> = Vec::new();
-    let mut seen_options: std::collections::HashSet<(String, String)> = Default::default();
+    // Hashed: a file of many sections must not cost a comparison per pair of them.
+    let mut seen_sections: std::collections::HashSet<String> = Default::default();
+    // Keyed by the section's number, not its name: a long name must not be copied per option.
+    let mut seen_options: std::collections::HashSet<(usize, String)> = Default::default();
     let mut cur_section_name = String::new();
+    let mut cur_section = 0usize;
 
     // Flush the current option into its section.
     fn flush(out: &mut IniFile, target: &Target, cur: &mut Option<(String, Vec<String>, Origin)>) {
@@ -155,15 +168,16 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
                 if end > 1 {
                     flush(&mut out, &target, &mut cur_opt);
                     let name = &value[1..end];
-                    if seen_sections.iter().any(|s| s == name) {
+                    if seen_sections.contains(name) {
                         return Err(ConfigError::syntax(
                             &origin,
-                            format!("section [{name}] already exists in this file"),
+                            format!("section [{}] already exists in this file", cut(name)),
                             "each section once per file",
                         ));
                     }
-                    seen_sections.push(name.to_string());
+                    seen_sections.insert(name.to_string());
                     cur_section_name = name.to_string();
+                    cur_section = seen_sections.len();
                     if name == DEFAULT {
                         target = Target::Default;
                     } else {
@@ -181,7 +195,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         if matches!(target, Target::None) {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("option line {value:?} before any section header"),
+                format!("option line {} before any section header", excerpt(value)),
                 "a `[section]` header first",
             ));
         }
@@ -189,7 +203,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         let Some(sep) = value.find(['=', ':']) else {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("cannot parse line {value:?}"),
+                format!("cannot parse line {}", excerpt(value)),
                 "`key = value`, `key: value`, `[section]` or a comment",
             ));
         };
@@ -197,17 +211,19 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, ConfigError> {
         if key.is_empty() {
             return Err(ConfigError::syntax(
                 &origin,
-                format!("option without a name in {value:?}"),
+                format!("option without a name in {}", excerpt(value)),
                 "`key = value`",
             ));
         }
         let key = key.to_lowercase();
         flush(&mut out, &target, &mut cur_opt);
-        if !seen_options.insert((cur_section_name.clone(), key.clone())) {
+        if !seen_options.insert((cur_section, key.clone())) {
             return Err(ConfigError::syntax(
                 &origin,
                 format!(
-                    "option {key:?} in section [{cur_section_name}] already exists in this file"
+                    "option {} in section [{}] already exists in this file",
+                    excerpt(&key),
+                    cut(&cur_section_name)
                 ),
                 "each option once per section and file",
             ));

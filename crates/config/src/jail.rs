@@ -9,9 +9,11 @@ use std::collections::HashSet;
 
 use crate::action::{read_action, ActionSpec};
 use crate::args::{parse_name_args_at, split_with_options};
+use crate::budget::Budget;
+use crate::convert::{as_bool, splitwords};
 use crate::definit::Kv;
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::filter::{FilterRead, FilterSpec, FILTER_OPTS};
 use crate::interp;
 use crate::layered::{self, Layered};
@@ -150,25 +152,8 @@ pub struct JailsConfig {
     pub warnings: Vec<Warning>,
 }
 
-/// fail2ban's `_as_bool`.
-pub(crate) fn as_bool(v: &str) -> bool {
-    matches!(
-        v.trim().to_lowercase().as_str(),
-        "1" | "on" | "true" | "yes"
-    )
-}
-
-/// fail2ban's `splitwords`: split on spaces, commas and newlines.
-pub(crate) fn splitwords(v: &str) -> Vec<String> {
-    v.split([' ', ',', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn read_jail_config(tree: &ConfigTree) -> Result<Layered, ConfigError> {
-    let Some(mut cfg) = layered::read(tree, "jail")? else {
+fn read_jail_config(tree: &ConfigTree, budget: &Budget) -> Result<Layered, ConfigError> {
+    let Some(mut cfg) = layered::read(tree, "jail", budget)? else {
         return Err(ConfigError::not_found(
             &Origin::new(tree.display("jail.conf"), 0),
             "no jail configuration found",
@@ -203,14 +188,31 @@ pub(crate) fn read_jails_forced(
     tree: &ConfigTree,
     force: bool,
 ) -> Result<JailsConfig, ConfigError> {
-    let mut cfg = read_jail_config(tree)?;
+    read_jails_within(tree, force, &Budget::new())
+}
+
+/// `read_jails_forced` spending `budget` (tests pass their own to see the work done).
+pub(crate) fn read_jails_within(
+    tree: &ConfigTree,
+    force: bool,
+    budget: &Budget,
+) -> Result<JailsConfig, ConfigError> {
+    let mut cfg = read_jail_config(tree, budget)?;
     let mut out = JailsConfig {
         jails: Vec::new(),
         warnings: Vec::new(),
     };
     let referenced = referenced_names(&cfg);
     for name in jail_sections(&cfg) {
-        let jail = read_one(tree, &mut cfg, &name, &referenced, &mut out.warnings, force)?;
+        let jail = read_one(
+            tree,
+            &mut cfg,
+            &name,
+            &referenced,
+            &mut out.warnings,
+            force,
+            budget,
+        )?;
         out.jails.push(jail);
     }
     Ok(out)
@@ -218,7 +220,8 @@ pub(crate) fn read_jails_forced(
 
 /// Only one jail (fast path for `config dump JAIL`); error if no such section.
 pub fn read_jail(tree: &ConfigTree, name: &str) -> Result<JailSpec, ConfigError> {
-    let mut cfg = read_jail_config(tree)?;
+    let budget = Budget::new();
+    let mut cfg = read_jail_config(tree, &budget)?;
     if name == "INCLUDES" || !jail_sections(&cfg).iter().any(|s| s == name) {
         return Err(ConfigError::not_found(
             &Origin::new(cfg.files.first().cloned().unwrap_or_default(), 0),
@@ -227,7 +230,15 @@ pub fn read_jail(tree: &ConfigTree, name: &str) -> Result<JailSpec, ConfigError>
         ));
     }
     let referenced = referenced_names(&cfg);
-    read_one(tree, &mut cfg, name, &referenced, &mut Vec::new(), false)
+    read_one(
+        tree,
+        &mut cfg,
+        name,
+        &referenced,
+        &mut Vec::new(),
+        false,
+        &budget,
+    )
 }
 
 /// Names used as `%(x)s` or `<x>` anywhere in the jail config: such options are not "unknown".
@@ -239,13 +250,17 @@ fn referenced_names(cfg: &Layered) -> HashSet<String> {
             .flat_map(|s| s.options.iter().map(|(_, e)| &e.value)),
     );
     for v in values {
+        // `%\(([^)]+)\)s`, scanned left to right once: a `%(` whose first `)` is not
+        // followed by `s` matches nothing, nor does any `%(` before that `)`.
         let mut rest = v.as_str();
         while let Some(p) = rest.find("%(") {
             rest = &rest[p + 2..];
-            if let Some(e) = rest.find(")s") {
-                let n = &rest[..e];
+            let Some(close) = rest.find(')') else { break };
+            let n = &rest[..close];
+            if close > 0 && rest[close + 1..].starts_with('s') {
                 out.insert(n.rsplit('/').next().unwrap_or(n).to_lowercase());
             }
+            rest = &rest[close + 1..];
         }
         let mut pos = 0;
         while let Some((_, e, n)) = crate::tags::find_tag(v, pos) {
@@ -264,8 +279,9 @@ fn get_opt(
     key: &str,
     ty: Ty,
     warnings: &mut Vec<Warning>,
+    budget: &Budget,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(v) = interp::get(cfg, jail, key, &Options::new())? else {
+    let Some(v) = interp::get(cfg, jail, key, &Options::new(), budget)? else {
         return Ok(None);
     };
     Ok(match ty {
@@ -280,7 +296,8 @@ fn get_opt(
                 warnings.push(Warning {
                     origin: origin.to_string(),
                     message: format!(
-                        "wrong int value {v:?} for {key:?} in jail [{jail}]; using the default"
+                        "wrong int value {} for {key:?} in jail [{jail}]; using the default",
+                        excerpt(&v)
                     ),
                 });
                 None
@@ -296,6 +313,7 @@ fn read_one(
     referenced: &HashSet<String>,
     warnings: &mut Vec<Warning>,
     force: bool,
+    budget: &Budget,
 ) -> Result<JailSpec, ConfigError> {
     let header = cfg
         .section(name)
@@ -307,14 +325,14 @@ fn read_one(
             .unwrap_or_else(|| header.clone())
     };
     // Step 1: enabled, backend, filter.
-    let enabled =
-        force || get_opt(cfg, name, "enabled", Ty::Bool, warnings)?.is_some_and(|v| v == "True");
+    let enabled = force
+        || get_opt(cfg, name, "enabled", Ty::Bool, warnings, budget)?.is_some_and(|v| v == "True");
     if !enabled {
-        return Ok(disabled_jail(cfg, name, &header, warnings));
+        return disabled_jail(cfg, name, &header, budget);
     }
     let backend =
-        get_opt(cfg, name, "backend", Ty::Str, warnings)?.unwrap_or_else(|| "auto".into());
-    let filter_val = get_opt(cfg, name, "filter", Ty::Str, warnings)?.unwrap_or_default();
+        get_opt(cfg, name, "backend", Ty::Str, warnings, budget)?.unwrap_or_else(|| "auto".into());
+    let filter_val = get_opt(cfg, name, "filter", Ty::Str, warnings, budget)?.unwrap_or_default();
     let mut first = Options::new();
     first.insert("enabled".into(), "True".into());
     first.insert("backend".into(), backend.clone());
@@ -325,10 +343,15 @@ fn read_one(
     if !filter_val.trim().is_empty() {
         let forigin = origin_of(cfg, "filter");
         let (fname, fargs) = parse_name_args_at(filter_val.trim(), &forigin)?;
-        let mut fr = FilterRead::load(tree, &fname, &fargs, &forigin)?;
+        let mut fr = FilterRead::load(tree, &fname, &fargs, &forigin, budget)?;
         fr.apply_auto_options(&backend);
         let (_, comb, _) = fr.combined(&first, true)?;
-        cfg.merge_into(name, &comb.0, "known/", &Origin::new(fr.di.file.clone(), 0));
+        cfg.merge_into(
+            name,
+            comb.pairs(),
+            "known/",
+            &Origin::new(fr.di.file.clone(), 0),
+        );
         filter_read = Some(fr);
     } else {
         warnings.push(Warning {
@@ -341,7 +364,7 @@ fn read_one(
     let mut jail_opts = Options::new();
     let mut ordered = Kv::default();
     for (key, ty) in JAIL_OPTS {
-        if let Some(v) = get_opt(cfg, name, key, *ty, warnings)? {
+        if let Some(v) = get_opt(cfg, name, key, *ty, warnings, budget)? {
             jail_opts.insert((*key).to_string(), v.clone());
             ordered.set(key, v);
         }
@@ -360,10 +383,11 @@ fn read_one(
     // Filter with the jail's overrides.
     let filter = match filter_read.as_mut() {
         Some(fr) => {
-            let over = Kv(FILTER_OPTS
-                .iter()
-                .filter_map(|k| jail_opts.get(*k).map(|v| ((*k).to_string(), v.clone())))
-                .collect());
+            let over = Kv::from_pairs(
+                FILTER_OPTS
+                    .iter()
+                    .filter_map(|k| jail_opts.get(*k).map(|v| ((*k).to_string(), v.clone()))),
+            );
             Some(fr.spec(&jail_opts, &over, false)?)
         }
         None => None,
@@ -371,17 +395,21 @@ fn read_one(
 
     // Step 5: actions.
     let mut actions: Vec<ActionSpec> = Vec::new();
+    let mut actnames: HashSet<String> = HashSet::new();
     let aorigin = origin_of(cfg, "action");
     for item in split_with_options(jail_opts.get("action").map_or("", String::as_str)) {
         let item = item.trim();
         if item.is_empty() {
             continue;
         }
-        let a = read_action(tree, name, item, &jail_opts, &aorigin)?;
-        if actions.iter().any(|x| x.actname == a.actname) {
+        let a = read_action(tree, name, item, &jail_opts, &aorigin, budget)?;
+        if !actnames.insert(a.actname.clone()) {
             return Err(ConfigError::value(
                 &aorigin,
-                format!("action {:?} defined twice in jail [{name}]", a.actname),
+                format!(
+                    "action {} defined twice in jail [{name}]",
+                    excerpt(&a.actname)
+                ),
                 "distinct actions, or a different `name=`/`actname=` arg",
             ));
         }
@@ -398,14 +426,19 @@ fn read_one(
     spec.enabled = true;
     spec.filter = filter;
     spec.actions = actions;
-    spec.options = all_options(cfg, name, &jail_opts);
+    spec.options = all_options(cfg, name, &jail_opts, budget)?;
     unknown_warnings(cfg, name, referenced, &spec, warnings);
     Ok(spec)
 }
 
 /// Every option visible in the jail section (own + DEFAULT), resolved where possible; the
 /// known jail options as fail2ban converted them.
-fn all_options(cfg: &Layered, name: &str, jail_opts: &Options) -> Options {
+fn all_options(
+    cfg: &Layered,
+    name: &str,
+    jail_opts: &Options,
+    budget: &Budget,
+) -> Result<Options, ConfigError> {
     let mut out = Options::new();
     let keys: Vec<String> = cfg
         .defaults
@@ -423,8 +456,10 @@ fn all_options(cfg: &Layered, name: &str, jail_opts: &Options) -> Options {
         if out.contains_key(&k) {
             continue;
         }
-        let v = match interp::get(cfg, name, &k, &empty) {
+        let v = match interp::get(cfg, name, &k, &empty, budget) {
             Ok(Some(v)) => v,
+            // Lenient, except when the read has run out of budget: stop then.
+            Err(e) if budget.exhausted() => return Err(e),
             _ => interp::get_raw(cfg, name, &k)
                 .map(|(v, _)| v)
                 .unwrap_or_default(),
@@ -434,7 +469,7 @@ fn all_options(cfg: &Layered, name: &str, jail_opts: &Options) -> Options {
     for (k, v) in jail_opts {
         out.insert(k.clone(), v.clone());
     }
-    out
+    Ok(out)
 }
 
 fn unknown_warnings(
@@ -467,28 +502,32 @@ fn unknown_warnings(
     }
 }
 
-/// A disabled jail: options resolved leniently (never an error).
+/// A disabled jail: options resolved leniently (an error only when the read has run out of
+/// budget, which no value of its own may hide).
 fn disabled_jail(
     cfg: &Layered,
     name: &str,
     header: &Origin,
-    warnings: &mut Vec<Warning>,
-) -> JailSpec {
+    budget: &Budget,
+) -> Result<JailSpec, ConfigError> {
     let mut jail_opts = Options::new();
     let mut scratch = Vec::new();
     for (key, ty) in JAIL_OPTS {
-        if let Ok(Some(v)) = get_opt(cfg, name, key, *ty, &mut scratch) {
-            jail_opts.insert((*key).to_string(), v);
+        match get_opt(cfg, name, key, *ty, &mut scratch, budget) {
+            Ok(Some(v)) => {
+                jail_opts.insert((*key).to_string(), v);
+            }
+            Err(e) if budget.exhausted() => return Err(e),
+            _ => {}
         }
     }
-    let _ = warnings;
     let mut spec = match typed(cfg, name, header, &jail_opts, &mut scratch, false) {
         Ok(s) => s,
         Err(_) => empty_spec(name, header),
     };
     spec.enabled = false;
-    spec.options = all_options(cfg, name, &jail_opts);
-    spec
+    spec.options = all_options(cfg, name, &jail_opts, budget)?;
+    Ok(spec)
 }
 
 fn empty_spec(name: &str, header: &Origin) -> JailSpec {
@@ -536,7 +575,10 @@ fn typed(
                 ConfigError::value(
                     &origin_of(key),
                     format!("{key} of jail [{name}]: {}", e.message),
-                    format!("a duration such as `10m`, `1h 30m` or `-1`, not {v:?}"),
+                    format!(
+                        "a duration such as `10m`, `1h 30m` or `-1`, not {}",
+                        excerpt(v)
+                    ),
                 )
             }),
         }
@@ -548,7 +590,7 @@ fn typed(
             Err(_) => {
                 warnings.push(Warning {
                     origin: origin_of(key).to_string(),
-                    message: format!("{key} {v:?} of jail [{name}] is not a non-negative integer; using the default"),
+                    message: format!("{key} {} of jail [{name}] is not a non-negative integer; using the default", excerpt(v)),
                 });
                 None
             }
@@ -603,4 +645,24 @@ fn typed(
         options: Options::new(),
         origin: header.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referenced_names_reads_each_reference_as_the_regex_does() {
+        // `%\(([^)]+)\)s` and `<[^ <>]+>`, each scanned once from left to right (the scan
+        // used to look for the next `)s` from every `%(`).
+        let cfg = Layered::from_text(
+            "j.conf",
+            "[DEFAULT]\na = %(x)s %(sec/Y)s <z> <lt_<w>/p>\nb = %(bad) %(ok)s %()s %(u)x)s\n\
+             [s]\nc = %(%(%(%(in)s\n",
+        )
+        .unwrap();
+        let mut names: Vec<String> = referenced_names(&cfg).into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["%(%(%(in", "ok", "w", "x", "y", "z"]);
+    }
 }

@@ -2,11 +2,14 @@
 //! Owns the file order (X.conf → X.d/*.conf → X.local → X.d/*.local, each file preceded by its
 //! `[INCLUDES] before` and followed by its `after` files, recursively, with `.local` siblings)
 //! and the merge (DEFAULT updated; sections updated with the overridden values saved under
-//! `KNOWN/<section>`; `[S?cond]` sections merged into `[S]` as `key?cond`). Receives a tree and a
-//! name (or one explicit file); emits a `Layered` config. Mirrors fail2ban's configparserinc.
+//! `KNOWN/<section>`; `[S?cond]` sections merged into `[S]` as `key?cond`). Receives a tree, a
+//! name (or one explicit file) and the read's budget, which every file read, include-order
+//! entry and merge is charged to; `[INCLUDES]` nesting and `.d` sizes are bounded. Emits a
+//! `Layered` config. Mirrors fail2ban's configparserinc.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use crate::budget::{Budget, FILE_COST, MAX_INCLUDE_DEPTH, VALUE_COST};
 use crate::error::{ConfigError, Origin};
 use crate::ini::{self, Entry, OrdMap, Section};
 use crate::tree::{ConfigTree, Loc};
@@ -141,6 +144,28 @@ impl Layered {
     }
 }
 
+#[cfg(test)]
+impl Layered {
+    /// One file's text as a config of its own (property tests build many small ones).
+    pub(crate) fn from_text(file: &str, text: &str) -> Result<Layered, ConfigError> {
+        let mut l = Layered::default();
+        l.merge_file(ini::parse(file, text)?);
+        Ok(l)
+    }
+}
+
+/// The bytes that merging `file` adds by renaming the options of its `[S?cond]` sections to
+/// `key?cond` (a long condition over many options multiplies).
+fn renaming_cost(file: &ini::IniFile) -> usize {
+    file.sections
+        .iter()
+        .filter_map(|s| {
+            let (_, cond) = split_conditional(&s.name)?;
+            Some(cond.len().saturating_mul(s.options.keys().count()))
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// `Name?cond` (Name = word chars) → ("Name", "?cond").
 pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
     let q = name.find('?')?;
@@ -157,14 +182,26 @@ pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
 /// Reads and caches parsed files while one logical config is being assembled.
 struct Reader<'a> {
     tree: &'a ConfigTree,
-    cache: HashMap<Loc, Option<ini::IniFile>>,
+    /// Each file parsed once, with what merging it once more costs (its bytes and entries).
+    cache: HashMap<Loc, Option<(ini::IniFile, usize)>>,
+    budget: &'a Budget,
 }
 
 impl Reader<'_> {
-    fn parsed(&mut self, loc: &Loc) -> Result<Option<&ini::IniFile>, ConfigError> {
+    fn parsed(&mut self, loc: &Loc) -> Result<Option<&(ini::IniFile, usize)>, ConfigError> {
         if !self.cache.contains_key(loc) {
             let parsed = match self.tree.loc_read(loc)? {
-                Some(text) => Some(ini::parse(&self.tree.loc_display(loc), &text)?),
+                Some(text) => {
+                    let origin = Origin::new(self.tree.loc_display(loc), 0);
+                    self.charge(text.len(), &origin, "reading this file")?;
+                    let parsed = ini::parse(&origin.file, &text)?;
+                    let cost = text
+                        .len()
+                        .saturating_add(parsed.entries().saturating_mul(VALUE_COST))
+                        .saturating_add(renaming_cost(&parsed));
+                    self.charge(cost - text.len(), &origin, "parsing this file")?;
+                    Some((parsed, cost))
+                }
                 None => None,
             };
             self.cache.insert(loc.clone(), parsed);
@@ -172,70 +209,121 @@ impl Reader<'_> {
         Ok(self.cache.get(loc).and_then(Option::as_ref))
     }
 
+    /// Spend one file's worth of work plus `bytes`, or fail naming `origin`.
+    fn charge(&self, bytes: usize, origin: &Origin, what: &str) -> Result<(), ConfigError> {
+        self.budget
+            .charge(bytes.saturating_add(FILE_COST))
+            .map_err(|_| self.budget.error(origin, what))
+    }
+
     /// `_getIncludes`: each file followed by its `.local` sibling (if it exists and is not
-    /// already listed), each expanded with its includes.
-    fn includes(&mut self, files: &[Loc], seen: &[Loc]) -> Result<Vec<Loc>, ConfigError> {
+    /// already listed), each expanded with its includes, appended to `out`. `chain` holds the
+    /// files whose includes are being expanded (outermost first).
+    fn includes(
+        &mut self,
+        files: &[Loc],
+        chain: &mut Vec<Loc>,
+        out: &mut Vec<Loc>,
+    ) -> Result<(), ConfigError> {
+        // Hashed: `files` may be a `.d` directory of thousands.
+        let listed: HashSet<&Loc> = files.iter().collect();
         let mut expanded: Vec<Loc> = Vec::new();
         for f in files {
             expanded.push(f.clone());
             if let Some(local) = local_sibling(f) {
-                if !files.contains(&local) && self.tree.loc_exists(&local) {
+                if !listed.contains(&local) && self.tree.loc_exists(&local) {
                     expanded.push(local);
                 }
             }
         }
-        let mut out = Vec::new();
         for f in &expanded {
-            out.extend(self.includes_of(f, seen)?);
+            self.includes_of(f, chain, out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// `before-includes..., file, after-includes...` for one file; a file already in the
-    /// include chain is skipped (loop guard); missing files yield nothing.
-    fn includes_of(&mut self, file: &Loc, seen: &[Loc]) -> Result<Vec<Loc>, ConfigError> {
+    /// `before-includes..., file, after-includes...` for one file, appended to `out`; a file
+    /// already in the include chain is skipped (loop guard); missing files yield nothing.
+    /// Each entry costs budget (a diamond of includes can list one file exponentially
+    /// often), and nesting deeper than `MAX_INCLUDE_DEPTH` is refused (each level recurses).
+    fn includes_of(
+        &mut self,
+        file: &Loc,
+        chain: &mut Vec<Loc>,
+        out: &mut Vec<Loc>,
+    ) -> Result<(), ConfigError> {
         let (before, after) = match self.parsed(file)? {
-            None => return Ok(Vec::new()),
-            Some(p) => match p.section("INCLUDES") {
+            None => return Ok(()),
+            Some((p, _)) => match p.section("INCLUDES") {
                 None => (None, None),
                 Some(s) => (
-                    s.options.get("before").map(|e| e.value.clone()),
-                    s.options.get("after").map(|e| e.value.clone()),
+                    s.options.get("before").cloned(),
+                    s.options.get("after").cloned(),
                 ),
             },
         };
-        let mut chain = seen.to_vec();
-        chain.push(file.clone());
-        let mut lists = [Vec::new(), Vec::new()];
-        for (slot, value) in [before, after].into_iter().enumerate() {
-            let Some(value) = value else { continue };
-            for inc in value.split('\n') {
+        // fail2ban checks the chain *above* this file (so a file including itself is read
+        // twice, once per level); reproduce that exactly.
+        let mut lists: [Vec<(Loc, Origin)>; 2] = [Vec::new(), Vec::new()];
+        for (slot, entry) in [before, after].into_iter().enumerate() {
+            let Some(entry) = entry else { continue };
+            for inc in entry.value.split('\n') {
+                self.charge(inc.len(), &entry.origin, "following [INCLUDES]")?;
                 let r = self.tree.resolve_include(file, inc);
-                // fail2ban checks the chain *above* this file (so a file including itself is
-                // read twice, once per level); reproduce that exactly.
-                if seen.contains(&r) {
+                if chain.contains(&r) || inc.trim().is_empty() {
                     continue;
                 }
-                if inc.trim().is_empty() {
-                    continue;
-                }
-                let sub = self.includes(std::slice::from_ref(&r), &chain)?;
-                lists[slot].extend(sub);
+                lists[slot].push((r, entry.origin.clone()));
             }
         }
-        let [mut before, after] = lists;
-        before.push(file.clone());
-        before.extend(after);
-        Ok(before)
+        let [before, after] = lists;
+        chain.push(file.clone());
+        let r = self.expand_list(&before, chain, out).and_then(|()| {
+            let origin = Origin::new(self.tree.loc_display(file), 0);
+            self.charge(0, &origin, "following [INCLUDES]")?;
+            out.push(file.clone());
+            self.expand_list(&after, chain, out)
+        });
+        chain.pop();
+        r
+    }
+
+    fn expand_list(
+        &mut self,
+        list: &[(Loc, Origin)],
+        chain: &mut Vec<Loc>,
+        out: &mut Vec<Loc>,
+    ) -> Result<(), ConfigError> {
+        for (inc, origin) in list {
+            if chain.len() >= MAX_INCLUDE_DEPTH {
+                return Err(ConfigError::value(
+                    origin,
+                    format!(
+                        "including {} nests [INCLUDES] deeper than {MAX_INCLUDE_DEPTH} files",
+                        self.tree.loc_display(inc)
+                    ),
+                    format!("at most {MAX_INCLUDE_DEPTH} levels of files including files"),
+                ));
+            }
+            self.includes(std::slice::from_ref(inc), chain, out)?;
+        }
+        Ok(())
     }
 
     fn merge(&mut self, files: &[Loc]) -> Result<Layered, ConfigError> {
-        let order = self.includes(files, &[])?;
+        let mut order = Vec::new();
+        self.includes(files, &mut Vec::new(), &mut order)?;
         let mut out = Layered::default();
         for loc in &order {
-            if let Some(p) = self.parsed(loc)? {
+            let Some(cost) = self.parsed(loc)?.map(|(_, cost)| *cost) else {
+                continue;
+            };
+            // Merging copies the file's options once more: paid for before it is done.
+            let display = self.tree.loc_display(loc);
+            self.charge(cost, &Origin::new(display.clone(), 0), "merging this file")?;
+            if let Some((p, _)) = self.parsed(loc)? {
                 let p = p.clone();
-                out.files.push(self.tree.loc_display(loc));
+                out.files.push(display);
                 out.merge_file(p);
             }
         }
@@ -264,39 +352,63 @@ fn strip_ext(rel: &str) -> &str {
 }
 
 /// The files of logical name `name` in the tree: X.conf, X.d/*.conf, X.local, X.d/*.local.
-pub(crate) fn layer_files(tree: &ConfigTree, name: &str) -> Vec<Loc> {
+/// A `.d` directory of more than `MAX_DIR_FILES` such files is refused.
+fn layer_files(tree: &ConfigTree, name: &str, budget: &Budget) -> Result<Vec<Loc>, ConfigError> {
+    let dir = format!("{name}.d");
+    let max = budget.max_dir_files();
+    let list = |suffix: &str| {
+        tree.list_at_most(&dir, suffix, max).ok_or_else(|| {
+            ConfigError::value(
+                &Origin::new(tree.display(&dir), 0),
+                format!("more than {max} `*{suffix}` files in this directory"),
+                format!("at most {max} files per `.d` directory"),
+            )
+        })
+    };
     let mut files = vec![format!("{name}.conf")];
-    files.extend(tree.list(&format!("{name}.d"), ".conf"));
+    files.extend(list(".conf")?);
     files.push(format!("{name}.local"));
-    files.extend(tree.list(&format!("{name}.d"), ".local"));
-    files
+    files.extend(list(".local")?);
+    Ok(files
         .into_iter()
         .filter(|f| tree.exists(f))
         .map(Loc::Tree)
-        .collect()
+        .collect())
 }
 
-/// Read logical config `name` from the tree; `None` if none of its files exists.
-pub(crate) fn read(tree: &ConfigTree, name: &str) -> Result<Option<Layered>, ConfigError> {
-    let files = layer_files(tree, name);
+/// Read logical config `name` from the tree, spending `budget`; `None` if none of its files
+/// exists.
+pub(crate) fn read(
+    tree: &ConfigTree,
+    name: &str,
+    budget: &Budget,
+) -> Result<Option<Layered>, ConfigError> {
+    let files = layer_files(tree, name, budget)?;
     if files.is_empty() {
         return Ok(None);
     }
     let mut r = Reader {
         tree,
         cache: HashMap::new(),
+        budget,
     };
     r.merge(&files).map(Some)
 }
 
-/// Read one explicit file (with its includes); `None` if it does not exist.
-pub(crate) fn read_explicit(tree: &ConfigTree, file: Loc) -> Result<Option<Layered>, ConfigError> {
+/// Read one explicit file (with its includes), spending `budget`; `None` if it does not
+/// exist.
+pub(crate) fn read_explicit(
+    tree: &ConfigTree,
+    file: Loc,
+    budget: &Budget,
+) -> Result<Option<Layered>, ConfigError> {
     if !tree.loc_exists(&file) {
         return Ok(None);
     }
     let mut r = Reader {
         tree,
         cache: HashMap::new(),
+        budget,
     };
     r.merge(&[file]).map(Some)
 }
@@ -330,7 +442,7 @@ pub(crate) mod tests {
             ("jail.local", "[a]\nx = local\n"),
             ("jail.d/z.local", "[a]\nw = dlocal\n"),
         ]);
-        let l = read(&t, "jail").unwrap().unwrap();
+        let l = read(&t, "jail", &Budget::new()).unwrap().unwrap();
         assert_eq!(val(&l, "a", "x").unwrap(), "local");
         assert_eq!(val(&l, "a", "y").unwrap(), "d-b");
         assert_eq!(val(&l, "a", "z").unwrap(), "d-a");
@@ -349,7 +461,7 @@ pub(crate) mod tests {
             ("filter.d/common.local", "[DEFAULT]\nc = commonlocal\n"),
             ("filter.d/x-after.conf", "[Definition]\nb = after\n"),
         ]);
-        let l = read(&t, "filter.d/x").unwrap().unwrap();
+        let l = read(&t, "filter.d/x", &Budget::new()).unwrap().unwrap();
         assert_eq!(val(&l, "Definition", "a").unwrap(), "x");
         assert_eq!(val(&l, "Definition", "b").unwrap(), "after");
         assert_eq!(l.defaults.get("c").unwrap().value, "commonlocal");
@@ -370,7 +482,7 @@ pub(crate) mod tests {
             ("a.conf", "[INCLUDES]\nbefore = b.conf\n[s]\nv = a\n"),
             ("b.conf", "[INCLUDES]\nbefore = a.conf\n[s]\nv = b\n"),
         ]);
-        let l = read(&t, "a").unwrap().unwrap();
+        let l = read(&t, "a", &Budget::new()).unwrap().unwrap();
         let names: Vec<_> = l
             .files
             .iter()
@@ -386,7 +498,7 @@ pub(crate) mod tests {
             "action.d/x.conf",
             "[Init]\nt = ip4\n[Init?family=inet6]\nt = ip6\n[Definition?family=inet6]\nban = six\n",
         )]);
-        let l = read(&t, "action.d/x").unwrap().unwrap();
+        let l = read(&t, "action.d/x", &Budget::new()).unwrap().unwrap();
         assert_eq!(val(&l, "Init", "t").unwrap(), "ip4");
         assert_eq!(val(&l, "Init", "t?family=inet6").unwrap(), "ip6");
         assert_eq!(val(&l, "Definition", "ban?family=inet6").unwrap(), "six");
@@ -396,6 +508,6 @@ pub(crate) mod tests {
     #[test]
     fn missing_name_is_none() {
         let (_d, t) = tree_with(&[]);
-        assert!(read(&t, "filter.d/nope").unwrap().is_none());
+        assert!(read(&t, "filter.d/nope", &Budget::new()).unwrap().is_none());
     }
 }

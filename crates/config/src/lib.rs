@@ -3,6 +3,9 @@
 //! files through `ConfigTree`. Layers, bottom up: `tree` (files) → `ini` (one file) →
 //! `layered` (includes, `.d`/`.local` layering, merge) → `interp` (`%(x)s`) and `tags`
 //! (`<x>`) → `definit` (Definition/Init/args) → `filter`, `action`, `jail`, `server` → `dump`.
+//! `convert` holds fail2ban's bool and word-list conversions that several of them share;
+//! `budget` bounds each read (value size, total work, file size, include depth, `.d` size) so
+//! that a hostile config is refused instead of exhausting memory, time or the stack.
 //! See `/docs/compat.md` §1–§5 for the behaviour being matched.
 
 // Tests may unwrap/panic: a failed expectation is what a test reports.
@@ -10,6 +13,8 @@
 
 mod action;
 mod args;
+mod budget;
+mod convert;
 mod definit;
 mod dump;
 mod duration;
@@ -36,5 +41,9 @@ pub use jail::{read_jail, read_jails, JailSpec, JailsConfig, LogPath, Warning, V
 pub use server::{read_server, ServerSpec};
 pub use tree::ConfigTree;
 
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,9 @@
 //! `[DEFAULT]` as fallback. Receives a tree; emits a `ServerSpec` (fields None when unset: the
 //! daemon applies its own defaults).
 
+use crate::budget::Budget;
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Origin};
+use crate::error::{excerpt, ConfigError, Origin};
 use crate::interp;
 use crate::layered;
 use crate::tree::ConfigTree;
@@ -32,7 +33,8 @@ pub struct ServerSpec {
 
 /// Read `fail2ban.conf` and friends. A tree with none of them yields an empty spec.
 pub fn read_server(tree: &ConfigTree) -> Result<ServerSpec, ConfigError> {
-    let Some(cfg) = layered::read(tree, "fail2ban")? else {
+    let budget = Budget::new();
+    let Some(cfg) = layered::read(tree, "fail2ban", &budget)? else {
         return Ok(ServerSpec::default());
     };
     let empty = Options::new();
@@ -43,7 +45,7 @@ pub fn read_server(tree: &ConfigTree) -> Result<ServerSpec, ConfigError> {
     }
     if cfg.has_section("Definition") {
         for k in keys {
-            if let Some(v) = interp::get(&cfg, "Definition", &k, &empty)? {
+            if let Some(v) = interp::get(&cfg, "Definition", &k, &empty, &budget)? {
                 options.insert(k, v);
             }
         }
@@ -51,7 +53,7 @@ pub fn read_server(tree: &ConfigTree) -> Result<ServerSpec, ConfigError> {
     if let Some(s) = cfg.section("Thread") {
         let keys: Vec<String> = s.options.keys().cloned().collect();
         for k in keys {
-            if let Some(v) = interp::get(&cfg, "Thread", &k, &empty)? {
+            if let Some(v) = interp::get(&cfg, "Thread", &k, &empty, &budget)? {
                 options.insert(format!("thread.{k}"), v);
             }
         }
@@ -65,7 +67,7 @@ pub fn read_server(tree: &ConfigTree) -> Result<ServerSpec, ConfigError> {
             ConfigError::value(
                 &origin,
                 format!("dbpurgeage: {}", e.message),
-                format!("a duration such as `1d`, not {v:?}"),
+                format!("a duration such as `1d`, not {}", excerpt(v)),
             )
         })?),
     };

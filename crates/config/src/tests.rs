@@ -439,3 +439,43 @@ fn tag_self_reference_is_an_error() {
         "{e}"
     );
 }
+
+/// Every string a resolved jail holds (options, filter regexes and options, action options).
+fn jail_values(j: &JailSpec) -> Vec<&String> {
+    let mut out: Vec<&String> = j.options.values().collect();
+    if let Some(f) = &j.filter {
+        out.extend(f.failregex.iter().chain(&f.ignoreregex));
+        out.extend(f.options.values());
+    }
+    for a in &j.actions {
+        out.extend(a.options.values());
+    }
+    out
+}
+
+#[test]
+fn real_trees_expand_well_under_the_bounds() {
+    use crate::budget::{Budget, MAX_READ_WORK, MAX_VALUE_BYTES};
+    // Debian's tree and ours, every jail forced on: a tenth of each bound is plenty of room.
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut trees = vec![ConfigTree::new(&[], Some(ours))];
+    trees.extend(real_tree());
+    for t in &trees {
+        let b = Budget::new();
+        let all = crate::jail::read_jails_within(t, true, &b).unwrap();
+        assert!(all.jails.len() >= 10);
+        assert!(
+            b.spent() < MAX_READ_WORK / 10,
+            "{:?}: {}",
+            t.overlay(),
+            b.spent()
+        );
+        let longest = all
+            .jails
+            .iter()
+            .flat_map(jail_values)
+            .map(String::len)
+            .max();
+        assert!(longest.unwrap() < MAX_VALUE_BYTES / 10, "{longest:?}");
+    }
+}

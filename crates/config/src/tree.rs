@@ -1,11 +1,14 @@
 //! The config file source. Owns `ConfigTree`: an embedded set of files overlaid, file by file,
 //! by an optional directory on disk. Receives relative paths (`filter.d/sshd.conf`) or absolute
-//! ones; emits file contents with a display path, existence checks and sorted `.d` listings.
-//! This is the only place in the crate that touches the file system.
+//! ones; emits file contents with a display path (files of at most `MAX_FILE_BYTES`, regular
+//! files only), existence checks and sorted `.d` listings. This is the only place in the crate
+//! that touches the file system.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::budget::MAX_FILE_BYTES;
 use crate::error::ConfigError;
 
 /// A config tree: an optional directory on disk overlaying an embedded tree file by file
@@ -77,6 +80,13 @@ impl ConfigTree {
     /// Relative paths of the files directly in `dir` (relative) whose name ends with `suffix`,
     /// sorted by name: the union of the overlay and embedded trees (Python `sorted(glob(...))`).
     pub fn list(&self, dir: &str, suffix: &str) -> Vec<String> {
+        self.list_at_most(dir, suffix, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// `list`, or `None` as soon as more than `max` names are found (so a directory of
+    /// millions of files costs no memory before it is refused).
+    pub(crate) fn list_at_most(&self, dir: &str, suffix: &str, max: usize) -> Option<Vec<String>> {
         let mut names: Vec<String> = Vec::new();
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         for rel in self.embedded.keys() {
@@ -91,6 +101,10 @@ impl ConfigTree {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
                     if name.ends_with(suffix) && !name.starts_with('.') && e.path().is_file() {
+                        // Embedded names may be counted twice here; the bound is generous.
+                        if names.len() >= max.saturating_mul(2) {
+                            return None;
+                        }
                         names.push(name);
                     }
                 }
@@ -98,7 +112,10 @@ impl ConfigTree {
         }
         names.sort();
         names.dedup();
-        names.into_iter().map(|n| format!("{prefix}{n}")).collect()
+        if names.len() > max {
+            return None;
+        }
+        Some(names.into_iter().map(|n| format!("{prefix}{n}")).collect())
     }
 
     /// The directory used as `fail2ban_confpath`.
@@ -203,21 +220,48 @@ pub(crate) fn normalize_rel(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// A config file's text. Missing files and directories read as `None` (Python skips an
+/// include it cannot read); anything else that is not a regular file (a FIFO, which would
+/// block the open, or `/dev/zero`, which never ends) and files over `MAX_FILE_BYTES` are
+/// errors, checked before a byte is read.
 fn read_disk(p: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read(p) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) => Err(ConfigError::Io {
-                path: p.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        // An include naming a directory is skipped like a missing file (Python fails to read it).
-        Err(_) if p.is_dir() => Ok(None),
-        Err(e) => Err(ConfigError::Io {
-            path: p.display().to_string(),
-            source: e,
-        }),
+    let io_err = |source: std::io::Error| ConfigError::Io {
+        path: p.display().to_string(),
+        source,
+    };
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    if meta.is_dir() {
+        return Ok(None);
     }
+    if !meta.is_file() {
+        return Err(io_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let too_big = || {
+        io_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ))
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // The file may grow between the stat and the read: read at most one byte past the bound.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(p).map_err(io_err)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
