@@ -338,7 +338,11 @@ mod tests {
             Just(Request::Stop),
             jail.clone().prop_map(|jail| Request::Status { jail }),
             jail.clone().prop_map(|jail| Request::Reload { jail }),
-            (word(), ips.clone()).prop_map(|(jail, ips)| Request::Ban { jail, ips }),
+            (word(), ips.clone(), any::<bool>()).prop_map(|(jail, ips, force)| Request::Ban {
+                jail,
+                ips,
+                force
+            }),
             ips.clone().prop_map(|ips| Request::Banned { ips }),
             (jail.clone(), ips.clone(), any::<bool>())
                 .prop_map(|(jail, ips, all)| Request::Unban { jail, ips, all }),
