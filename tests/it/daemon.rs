@@ -657,3 +657,30 @@ fn netns_a_damaged_database_stops_the_start_unless_recovering() {
     assert!(d.log_text().contains("Adopt Ban"), "{}", d.log_text());
     assert!(d.stop().success());
 }
+
+/// Finding: a 12-line "billion laughs" of `%(lN)s` references killed the running daemon on
+/// `reload` ("memory allocation of 1006632960 bytes failed"). It is refused, naming its
+/// line, and the old configuration keeps running.
+#[test]
+fn a_billion_laughs_config_is_refused_on_reload_and_the_old_one_keeps_running() {
+    let s = Setup::new(DUMMY_JAIL);
+    let d = s.start();
+    s.fail("admin", "192.0.2.71", 3);
+    d.wait_banned("wordpress", "192.0.2.71");
+    let mut laughs = String::from("[DEFAULT]\nl0 = hahahahahahahahahahahahahahahahaha\n");
+    for n in 1..=8 {
+        let refs = format!("%(l{})s", n - 1).repeat(10);
+        laughs.push_str(&format!("l{n} = {refs}\n"));
+    }
+    s.write_jail_local(&format!("{laughs}{DUMMY_JAIL}port = %(l8)s\n"));
+    let out = d.client(&["reload"]);
+    assert!(!out.status.success(), "the reload was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("still running the previous configuration") && err.contains("jail.local:"),
+        "{err}"
+    );
+    d.wait_banned("wordpress", "192.0.2.71");
+    assert!(d.client(&["ping"]).status.success());
+    assert!(d.stop().success());
+}
