@@ -38,7 +38,8 @@ const TURN_BUDGET: Duration = Duration::from_millis(20);
 const EVENTS_PER_CLOCK_LOOK: usize = 64;
 /// Bans ended per jail per turn at most (the rest next turn).
 const EXPIRE_PER_TURN: usize = 2_000;
-/// Unbans of an `unban --all` told to the command actions and the log per turn.
+/// Bans and unbans of bulk work (`unban --all`, restored and carried bans) told to the
+/// command actions, the kernel and the log per turn.
 const BULK_PER_TURN: usize = 2_000;
 /// Longest sleep without an event.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -59,10 +60,38 @@ pub struct Context {
     pub clock: Clock,
 }
 
-/// The unbans of an `unban --all` still to be told to the command actions and the log.
-struct BulkUnban {
-    jail: String,
-    unbans: Vec<Unban>,
+/// Side effects of a change made to a jail's state all at once, carried out a slice per
+/// turn (the state itself is right from the first moment).
+enum BulkJob {
+    /// Unbans of an `unban --all` (its kernel sets and store rows were cleared whole): the
+    /// command actions and the log are told.
+    Unbans { jail: String, unbans: Vec<Unban> },
+    /// Bans put back into a jail's state (restored from the store, carried over a
+    /// restart): the log and the command actions are told, and the kernel's sets unless
+    /// they hold them already (`in_kernel`).
+    Restored {
+        jail: String,
+        bans: Vec<(Ban, BTreeMap<String, String>)>,
+        in_kernel: bool,
+    },
+}
+
+/// A ban to put back into a jail's state (from the store, or carried over a restart).
+struct KeptBan {
+    key: FailureKey,
+    time_of_ban: f64,
+    duration: Option<f64>,
+    ban_count: u32,
+    fields: BTreeMap<String, String>,
+}
+
+impl BulkJob {
+    fn len(&self) -> usize {
+        match self {
+            BulkJob::Unbans { unbans, .. } => unbans.len(),
+            BulkJob::Restored { bans, .. } => bans.len(),
+        }
+    }
 }
 
 /// The main loop's state.
@@ -74,7 +103,7 @@ pub struct Engine {
     urgent: Receiver<Urgent>,
     /// A sender into our own event channel (for helpers: the reload preparer).
     pub(super) self_events: std::sync::mpsc::SyncSender<Event>,
-    bulk: VecDeque<BulkUnban>,
+    bulk: VecDeque<BulkJob>,
     pub(super) reload: PendingReload,
     last_purge: Instant,
     stopping: bool,
@@ -332,7 +361,8 @@ impl Engine {
             }
         }
         if let Some(rt) = self.jails.get_mut(jail) {
-            self.outbox.ban(rt, &ban, prolong, fields, read_at, now);
+            self.outbox
+                .ban(rt, &ban, prolong, fields, read_at, now, true);
         }
         !prolong
     }
@@ -366,29 +396,61 @@ impl Engine {
     /// store sides are done at once).
     pub(super) fn queue_bulk_unban(&mut self, jail: &str, unbans: Vec<Unban>) {
         if !unbans.is_empty() {
-            self.bulk.push_back(BulkUnban {
+            self.bulk.push_back(BulkJob::Unbans {
                 jail: jail.to_string(),
                 unbans,
             });
         }
     }
 
+    /// Carries out a slice of the bulk work.
     fn bulk_slice(&mut self) {
         let mut budget = BULK_PER_TURN;
         while budget > 0 {
             let Some(job) = self.bulk.front_mut() else {
                 return;
             };
-            let take = job.unbans.len().min(budget);
-            let slice: Vec<Unban> = job.unbans.drain(..take).collect();
-            let jail = job.jail.clone();
-            if job.unbans.is_empty() {
+            let take = job.len().min(budget);
+            budget -= take;
+            let now = self.ctx.clock.now();
+            match job {
+                BulkJob::Unbans { jail, unbans } => {
+                    let jail = jail.clone();
+                    let slice: Vec<Unban> = unbans.drain(..take).collect();
+                    for u in &slice {
+                        self.end_ban(&jail, u, UnbanHow::Bulk);
+                    }
+                }
+                BulkJob::Restored {
+                    jail,
+                    bans,
+                    in_kernel,
+                } => {
+                    let (jail, in_kernel) = (jail.clone(), *in_kernel);
+                    let slice: Vec<_> = bans.drain(..take).collect();
+                    for (ban, fields) in &slice {
+                        notice!("actions", "[{jail}] Restore Ban {}", ban.key);
+                        if let Some(m) = &self.ctx.metrics {
+                            m.jail(&jail).ban();
+                        }
+                        if let Some(rt) = self.jails.get_mut(&jail) {
+                            self.outbox
+                                .ban(rt, ban, false, fields, None, now, !in_kernel);
+                        }
+                    }
+                }
+            }
+            if self.bulk.front().is_some_and(|j| j.len() == 0) {
                 self.bulk.pop_front();
             }
-            budget -= take;
-            for u in &slice {
-                self.end_ban(&jail, u, UnbanHow::Bulk);
-            }
+        }
+    }
+
+    /// Finishes every bulk job now (start-up, before the loop turns).
+    pub(super) fn finish_bulk(&mut self) {
+        while !self.bulk.is_empty() {
+            self.bulk_slice();
+            self.outbox.ship(false);
         }
     }
 
@@ -419,47 +481,80 @@ impl Engine {
     }
 
     /// Starts a jail whose plan is ready (its firewall side set up), with `carry`: bans of
-    /// an earlier incarnation to keep.
-    pub(super) fn start_jail(&mut self, plan: JailPlan, carry: Vec<Ban>) -> anyhow::Result<()> {
+    /// an earlier incarnation to keep (`carry_in_kernel`: its kernel sets hold them still).
+    pub(super) fn start_jail(
+        &mut self,
+        plan: JailPlan,
+        carry: Vec<Ban>,
+        carry_in_kernel: bool,
+    ) -> anyhow::Result<()> {
         let name = plan.spec.name.clone();
         let positions = self.outbox.positions_of(&name);
         self.jails.start(plan, positions)?;
-        let now = self.ctx.clock.now();
-        for b in carry {
-            let Some(rt) = self.jails.get_mut(&name) else {
-                break;
-            };
-            let d =
-                rt.state
-                    .restore_ban(b.key.clone(), b.time_of_ban, b.duration, b.ban_count, now);
-            self.apply_decision(&name, d, &BTreeMap::new(), None, now);
-        }
+        let carried = carry
+            .into_iter()
+            .map(|b| KeptBan {
+                key: b.key,
+                time_of_ban: b.time_of_ban,
+                duration: b.duration,
+                ban_count: b.ban_count,
+                fields: BTreeMap::new(),
+            })
+            .collect();
+        self.put_back(&name, carried, carry_in_kernel);
         Ok(())
     }
 
-    /// Re-installs stored bans (at start, or for a jail a reload starts).
-    pub(super) fn restore(&mut self, records: Vec<banhammer_store::BanRecord>) {
+    /// Puts bans back into a jail's state at once, and queues their side effects.
+    fn put_back(&mut self, jail: &str, bans: Vec<KeptBan>, in_kernel: bool) -> usize {
         let now = self.ctx.clock.now();
-        let started = Instant::now();
-        let mut restored = 0usize;
-        for r in records {
-            let Some(rt) = self.jails.get_mut(&r.jail) else {
-                continue;
-            };
-            let duration = (!r.is_permanent()).then_some(r.bantime);
-            let key = FailureKey::parse(&r.key);
-            let decision = rt
+        let Some(rt) = self.jails.get_mut(jail) else {
+            return 0;
+        };
+        let mut restored = Vec::new();
+        for b in bans {
+            let d = rt
                 .state
-                .restore_ban(key, r.time_of_ban, duration, r.ban_count, now);
+                .restore_ban(b.key, b.time_of_ban, b.duration, b.ban_count, now);
+            if let Decision::Ban(ban) = d {
+                restored.push((ban, b.fields));
+            }
+        }
+        let n = restored.len();
+        if n > 0 {
+            self.bulk.push_back(BulkJob::Restored {
+                jail: jail.to_string(),
+                bans: restored,
+                in_kernel,
+            });
+        }
+        n
+    }
+
+    /// Re-installs stored bans (at start, or for a jail a reload starts): in the jails'
+    /// state at once, in the kernel and the command actions a slice per turn.
+    pub(super) fn restore(&mut self, records: Vec<banhammer_store::BanRecord>) {
+        let started = Instant::now();
+        let mut by_jail: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for r in records {
+            let duration = (!r.is_permanent()).then_some(r.bantime);
             let fields: BTreeMap<String, String> = r
                 .data
                 .tags
                 .iter()
                 .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
                 .collect();
-            if self.apply_decision(&r.jail, decision, &fields, None, now) {
-                restored += 1;
-            }
+            by_jail.entry(r.jail).or_default().push(KeptBan {
+                key: FailureKey::parse(&r.key),
+                time_of_ban: r.time_of_ban,
+                duration,
+                ban_count: r.ban_count,
+                fields,
+            });
+        }
+        let mut restored = 0;
+        for (jail, bans) in by_jail {
+            restored += self.put_back(&jail, bans, false);
         }
         if restored > 0 {
             info!(
@@ -550,6 +645,11 @@ impl Engine {
         let Some((mut rt, after)) = self.jails.finish_stop(jail, generation) else {
             return;
         };
+        // Bulk work of this incarnation is moot now: what it restored is carried over, and
+        // the stopped actions need no more tickets.
+        self.bulk.retain(|job| match job {
+            BulkJob::Unbans { jail: j, .. } | BulkJob::Restored { jail: j, .. } => j != jail,
+        });
         let bans: Vec<Ban> = rt.state.banned().cloned().collect();
         match after {
             AfterStop::Shutdown => self.jails.stop_actions(rt, &bans),
@@ -569,9 +669,30 @@ impl Engine {
                 self.jails.stop_actions(rt, &bans);
             }
             AfterStop::Restart(plan) => {
+                // The kernel keeps the bans when the new incarnation uses the same sets.
+                let sets = |names: Vec<(&str, &str)>| {
+                    let mut v: Vec<(String, String)> = names
+                        .into_iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                let old = sets(
+                    rt.actions
+                        .iter()
+                        .filter_map(|a| match a {
+                            ActionRuntime::Native {
+                                nft_jail, set_stem, ..
+                            } => Some((nft_jail.as_str(), set_stem.as_str())),
+                            _ => None,
+                        })
+                        .collect(),
+                );
+                let new = sets(plan.native_sets());
                 let _ = rt.pump_commands();
                 self.jails.stop_actions(rt, &bans);
-                if let Err(e) = self.start_jail(*plan, bans) {
+                if let Err(e) = self.start_jail(*plan, bans, old == new) {
                     error!("jail", "[{jail}] did not restart: {e:#}");
                 }
             }

@@ -40,6 +40,8 @@ pub enum ActionRuntime {
         actname: String,
         /// The jail name the backend knows.
         nft_jail: String,
+        /// What names its sets (`addr-set-<stem>`).
+        set_stem: String,
     },
     /// A command action on its worker thread.
     Command {
@@ -289,6 +291,7 @@ impl Jails {
             ActionPlan::Native { actname, spec, .. } => ActionRuntime::Native {
                 actname: actname.clone(),
                 nft_jail: spec.jail.clone(),
+                set_stem: spec.name.clone().unwrap_or_else(|| spec.jail.clone()),
             },
             ActionPlan::Command(spec) => ActionRuntime::Command {
                 actname: spec.actname.clone(),

@@ -149,6 +149,7 @@ impl Daemon {
         }
         let engine = &mut daemon.engine;
         engine.restore(stored);
+        engine.finish_bulk();
         engine.settle();
         if use_firewall == FirewallUse::Enabled {
             match engine.effects().inventory() {
@@ -188,7 +189,7 @@ impl Daemon {
                     .map_err(|e| anyhow!("jail [{name}] action {actname}: nftables: {e}"))?;
             }
         }
-        self.engine.start_jail(p, Vec::new())
+        self.engine.start_jail(p, Vec::new(), false)
     }
 
     /// The way in for the control socket and the signal handler.

@@ -65,8 +65,10 @@ impl Outbox {
         &self.effects
     }
 
-    /// A ban decided for `jail` (`prolong`: an existing ban got longer; `restored`: it is
-    /// stored already): to the firewall, the command actions and the store.
+    /// A ban decided for `rt`'s jail (`prolong`: an existing ban got longer; a restored
+    /// ban is stored already): to the firewall (`native`: unless its sets hold it
+    /// already), the command actions and the store.
+    #[allow(clippy::too_many_arguments)]
     pub fn ban(
         &mut self,
         rt: &mut JailRuntime,
@@ -75,11 +77,13 @@ impl Outbox {
         fields: &BTreeMap<String, String>,
         read_at: Option<Instant>,
         now: f64,
+        native: bool,
     ) {
         let jail = rt.spec.name.clone();
         let stats = rt.state.stats();
         for action in &mut rt.actions {
             match action {
+                ActionRuntime::Native { .. } if !native => {}
                 ActionRuntime::Native { nft_jail, .. } => {
                     let Some(addr) = key_net(&ban.key) else {
                         warning!(

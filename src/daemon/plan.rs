@@ -100,6 +100,22 @@ pub struct JailPlan {
     pub ignorecommand: Option<IgnoreCommand>,
 }
 
+impl JailPlan {
+    /// The (jail, set stem) pairs of its native actions: which kernel sets hold its bans.
+    pub fn native_sets(&self) -> Vec<(&str, &str)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                ActionPlan::Native { spec, .. } => Some((
+                    spec.jail.as_str(),
+                    spec.name.as_deref().unwrap_or(spec.jail.as_str()),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Options of the build that do not come from the jail.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlanOptions {

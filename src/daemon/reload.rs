@@ -312,7 +312,7 @@ pub fn apply(engine: &mut Engine, prepared: PreparedReload) {
                 .begin_stop(&name, AfterStop::Restart(Box::new(plan)));
             messages.push(format!("Jail '{name}' reloaded"));
         } else {
-            match engine.start_jail(plan, Vec::new()) {
+            match engine.start_jail(plan, Vec::new(), false) {
                 Ok(()) => {
                     new_jails.push(name.clone());
                     messages.push(format!("Jail '{name}' started"));
