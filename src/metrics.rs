@@ -31,6 +31,19 @@ pub struct Metrics {
     start_time: f64,
     sources: RwLock<BTreeMap<String, Arc<SourceMetrics>>>,
     jails: RwLock<BTreeMap<String, Arc<JailMetrics>>>,
+    /// Counters kept elsewhere (sources, sockets, servers), read when rendering.
+    collected: RwLock<BTreeMap<&'static str, Family>>,
+}
+
+/// Reads one number kept elsewhere.
+pub type Reader = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// A metric family whose samples are read from their owners when rendering.
+struct Family {
+    kind: &'static str,
+    help: &'static str,
+    /// By their labels (sorted as given).
+    samples: BTreeMap<Vec<(String, String)>, Arc<Reader>>,
 }
 
 /// Counters of one log source (a file, or a journal).
@@ -160,6 +173,7 @@ impl Metrics {
             start_time,
             sources: RwLock::default(),
             jails: RwLock::default(),
+            collected: RwLock::default(),
         }
     }
 
@@ -188,6 +202,40 @@ impl Metrics {
     /// Drops a source's series (no jail reads it any more).
     pub fn remove_source(&self, name: &str) {
         write(&self.sources).remove(name);
+    }
+
+    /// Adds (or replaces) a sample of `metric` whose value `read` gives when rendering.
+    /// `kind` is `counter` or `gauge`; the first registration of a metric sets its help.
+    pub fn register(
+        &self,
+        metric: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        read: Reader,
+    ) {
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        write(&self.collected)
+            .entry(metric)
+            .or_insert_with(|| Family {
+                kind,
+                help,
+                samples: BTreeMap::new(),
+            })
+            .samples
+            .insert(labels, Arc::new(read));
+    }
+
+    /// Removes every collected sample carrying label `key` = `value` (a jail gone).
+    pub fn unregister(&self, key: &str, value: &str) {
+        for family in write(&self.collected).values_mut() {
+            family
+                .samples
+                .retain(|labels, _| !labels.iter().any(|(k, v)| k == key && v == value));
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -277,6 +325,19 @@ impl Metrics {
         );
         for (name, j) in &jails {
             render_histogram(&mut out, "banhammer_ban_latency_seconds", name, &j.latency);
+        }
+
+        // Read under the lock, but no reader does more than load atomics.
+        for (metric, family) in read(&self.collected).iter() {
+            header(&mut out, metric, family.kind, family.help);
+            for (labels, get) in &family.samples {
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let value = i64::try_from(get()).unwrap_or(i64::MAX);
+                sample(&mut out, metric, &labels, value);
+            }
         }
         out
     }
@@ -394,6 +455,11 @@ impl MetricsServer {
     /// What the endpoint had to close or refuse so far.
     pub fn stats(&self) -> ServerStats {
         self.server.stats()
+    }
+
+    /// A handle on those counts, for the metrics.
+    pub fn stats_reader(&self) -> crate::pollserver::StatsReader {
+        self.server.stats_reader()
     }
 
     /// Stops serving and waits for the thread. Idempotent.
@@ -547,6 +613,35 @@ fn route(head: &[u8]) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collected_samples_are_read_when_rendering_and_go_with_their_jail() {
+        let m = Metrics::with_start_time(0.0);
+        let n = Arc::new(AtomicU64::new(3));
+        let read = Arc::clone(&n);
+        m.register(
+            "x_total",
+            "counter",
+            "Help.",
+            &[("jail", "a")],
+            Box::new(move || read.load(Ordering::Relaxed)),
+        );
+        m.register(
+            "x_total",
+            "counter",
+            "Help.",
+            &[("jail", "b")],
+            Box::new(|| 9),
+        );
+        n.store(5, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("# TYPE x_total counter"), "{text}");
+        assert!(text.contains("x_total{jail=\"a\"} 5\n"), "{text}");
+        assert!(text.contains("x_total{jail=\"b\"} 9\n"), "{text}");
+        m.unregister("jail", "a");
+        let text = m.render();
+        assert!(!text.contains("jail=\"a\""), "{text}");
+    }
 
     #[test]
     fn renders_the_exposition_format() {

@@ -169,6 +169,25 @@ impl Waker {
     }
 }
 
+/// Reads a server's counts from anywhere (the server may have stopped since).
+#[derive(Clone)]
+pub struct StatsReader(Arc<Shared>);
+
+impl StatsReader {
+    /// The counts now.
+    pub fn read(&self) -> ServerStats {
+        let c = &self.0.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ServerStats {
+            accepted: get(&c.accepted),
+            evicted: get(&c.evicted),
+            refused: get(&c.refused),
+            timed_out: get(&c.timed_out),
+            too_long: get(&c.too_long),
+        }
+    }
+}
+
 /// A running server. Dropping it leaves it serving for the life of the process;
 /// [`shutdown`](Server::shutdown) stops it.
 pub struct Server {
@@ -224,15 +243,12 @@ impl Server {
 
     /// What the server counted so far.
     pub fn stats(&self) -> ServerStats {
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        ServerStats {
-            accepted: get(&c.accepted),
-            evicted: get(&c.evicted),
-            refused: get(&c.refused),
-            timed_out: get(&c.timed_out),
-            too_long: get(&c.too_long),
-        }
+        self.stats_reader().read()
+    }
+
+    /// A handle that reads the counts, kept by whoever reports them (metrics).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader(Arc::clone(&self.shared))
     }
 
     /// Stops accepting, closes connections waiting for a request, lets answers already

@@ -107,13 +107,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let store = database::open(&settings.db, args.db_recover)?;
-    let metrics = match &args.metrics {
-        None => None,
+    let (metrics, _metrics_server) = match &args.metrics {
+        None => (None, None),
         Some(addr) => {
             let m = Arc::new(Metrics::new());
-            crate::metrics::serve(addr, m.clone()).with_context(|| format!("--metrics {addr}"))?;
+            let server = crate::metrics::serve(addr, m.clone())
+                .with_context(|| format!("--metrics {addr}"))?;
+            register_server(&m, "metrics", server.stats_reader());
             info!("server", "metrics on http://{addr}/metrics");
-            Some(m)
+            (Some(m), Some(server))
         }
     };
     let firewall =
@@ -124,7 +126,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         store,
         firewall: Box::new(firewall),
         clock: Clock::system(),
-        metrics,
+        metrics: metrics.clone(),
     };
     let mut daemon = Daemon::start(settings, plan_opts, parts, plans)?;
     let inbox = daemon.inbox();
@@ -137,6 +139,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             return Err(e);
         }
     };
+    if let Some(m) = &metrics {
+        register_server(m, "control", control.stats_reader());
+    }
     if let Err(e) = forward_signals(daemon.inbox()) {
         drop(control);
         daemon.shutdown();
@@ -148,4 +153,26 @@ pub fn run(args: RunArgs) -> Result<()> {
     daemon.shutdown();
     info!("server", "Exiting banhammer");
     Ok(())
+}
+
+/// A server's connection counts as `banhammer_server_connections_total{server, outcome}`.
+fn register_server(m: &Metrics, server: &str, stats: crate::pollserver::StatsReader) {
+    type Pick = fn(&crate::pollserver::ServerStats) -> u64;
+    let outcomes: [(&str, Pick); 5] = [
+        ("accepted", |s| s.accepted),
+        ("evicted", |s| s.evicted),
+        ("refused", |s| s.refused),
+        ("timed_out", |s| s.timed_out),
+        ("too_long", |s| s.too_long),
+    ];
+    for (outcome, pick) in outcomes {
+        let stats = stats.clone();
+        m.register(
+            "banhammer_server_connections_total",
+            "counter",
+            "Connections of the control socket and the metrics endpoint: accepted, and closed or refused (evicted: idlest closed to make room; refused: all busy; timed_out: too slow; too_long: request over the size limit).",
+            &[("server", server), ("outcome", outcome)],
+            Box::new(move || pick(&stats.read())),
+        );
+    }
 }

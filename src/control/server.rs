@@ -132,6 +132,11 @@ impl ControlServer {
         self.server.stats()
     }
 
+    /// A handle on those counts, for the metrics.
+    pub fn stats_reader(&self) -> crate::pollserver::StatsReader {
+        self.server.stats_reader()
+    }
+
     /// Stops accepting, removes the socket file, closes every connection waiting for a
     /// request and waits (at most [`ServerConfig::drain`]) for requests inside the handler
     /// to write their reply. Idempotent.

@@ -130,6 +130,26 @@ pub fn ticket(ban: &Ban, fields: &BTreeMap<String, String>, stats: &JailStats) -
     t
 }
 
+/// A jail source's counts as metrics (replacing those of an earlier incarnation).
+fn register_source(m: &Metrics, jail: &str, stats: &Arc<crate::source::SourceStats>) {
+    let s = Arc::clone(stats);
+    m.register(
+        "banhammer_records_skipped_total",
+        "counter",
+        "Log records skipped whole and never matched (longer than the line limit, or not whole), per jail.",
+        &[("jail", jail)],
+        Box::new(move || s.skipped.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    let s = Arc::clone(stats);
+    m.register(
+        "banhammer_records_skipped_bytes_total",
+        "counter",
+        "Bytes of the skipped log records, per jail.",
+        &[("jail", jail)],
+        Box::new(move || s.skipped_bytes.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+}
+
 /// The running jails.
 pub struct Jails {
     running: BTreeMap<String, JailRuntime>,
@@ -150,7 +170,7 @@ impl Jails {
             running: BTreeMap::new(),
             order: Vec::new(),
             next_generation: 1,
-            syslog_hub: SyslogHub::default(),
+            syslog_hub: SyslogHub::new(metrics.clone()),
             events,
             metrics,
             stoppers: Vec::new(),
@@ -265,6 +285,9 @@ impl Jails {
             tx,
         )
         .map_err(|e| anyhow!("jail [{name}]: starting its source: {e}"))?;
+        if let (Some(m), Some(stats)) = (&self.metrics, source.stats()) {
+            register_source(m, &name, &stats);
+        }
         let rt = JailRuntime {
             spec: plan.spec,
             state,
@@ -341,6 +364,10 @@ impl Jails {
         let after = rt.stopping.take().unwrap_or(AfterStop::Shutdown);
         if matches!(after, AfterStop::Remove) {
             self.order.retain(|n| n != name);
+            if let Some(m) = &self.metrics {
+                m.unregister("jail", name);
+                m.remove_jail(name);
+            }
         }
         info!("jail", "Jail '{name}' stopped");
         Some((rt, after))

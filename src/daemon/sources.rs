@@ -16,6 +16,7 @@ use banhammer_store::Checkpoint;
 
 use super::plan::SourcePlan;
 use super::reader::unix_now;
+use crate::metrics::Metrics;
 use crate::source::journal::{self, JournalHandle, JournalOptions, JournalStart};
 use crate::source::syslog::{self, SyslogHandle, SyslogListen};
 use crate::source::{self, SourceEvent, SourceHandle};
@@ -39,6 +40,15 @@ pub enum SourceRuntime {
 }
 
 impl SourceRuntime {
+    /// The counts of a file or journal source (a syslog listener's are its hub's).
+    pub fn stats(&self) -> Option<Arc<crate::source::SourceStats>> {
+        match self {
+            SourceRuntime::Files(h) => Some(h.stats()),
+            SourceRuntime::Journal(h) => Some(h.stats()),
+            SourceRuntime::Syslog { .. } => None,
+        }
+    }
+
     /// Stops it without waiting: what may wait (files and the journal send their last
     /// positions first; a listener's threads end) runs on the returned thread. The
     /// jail's reader ends once the source has let go of its channel.
@@ -109,9 +119,47 @@ struct SharedListener {
 #[derive(Default)]
 pub struct SyslogHub {
     listeners: HashMap<String, SharedListener>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// The listener's counts as `banhammer_syslog_datagrams_total{listener, outcome}`.
+fn register_syslog(m: &Metrics, listen: &SyslogListen, handle: &SyslogHandle) {
+    let name = match (&listen.socket, &listen.udp) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(a)) => format!("udp:{a}"),
+        (None, None) => "syslog".to_string(),
+    };
+    let stats = handle.stats();
+    type Pick = fn(&syslog::SyslogStats) -> &std::sync::atomic::AtomicU64;
+    let outcomes: [(&str, Pick); 6] = [
+        ("accepted", |s| &s.accepted),
+        ("denied", |s| &s.denied),
+        ("rate_limited", |s| &s.rate_limited),
+        ("oversized", |s| &s.oversized),
+        ("filtered", |s| &s.filtered),
+        ("kernel_dropped", |s| &s.kernel_drops),
+    ];
+    for (outcome, pick) in outcomes {
+        let stats = Arc::clone(&stats);
+        m.register(
+            "banhammer_syslog_datagrams_total",
+            "counter",
+            "Datagrams of a syslog listener by outcome: accepted, or dropped (denied: sender not allowed; rate_limited; oversized: never cut; kernel_dropped: receive queue full), or filtered by facility.",
+            &[("listener", &name), ("outcome", outcome)],
+            Box::new(move || pick(&stats).load(std::sync::atomic::Ordering::Relaxed)),
+        );
+    }
 }
 
 impl SyslogHub {
+    /// No listener yet; their counts go to `metrics`.
+    pub fn new(metrics: Option<Arc<Metrics>>) -> SyslogHub {
+        SyslogHub {
+            listeners: HashMap::new(),
+            metrics,
+        }
+    }
+
     /// Adds `jail` as a reader of `listen` (starting the listener if it is the first).
     /// The listener's options (mode, facilities) are those of its first jail.
     fn subscribe(
@@ -129,6 +177,9 @@ impl SyslogHub {
         }
         let (tx, rx) = sync_channel::<SourceEvent>(SYSLOG_QUEUE);
         let handle = syslog::spawn_syslog(listen.clone(), tx)?;
+        if let Some(m) = &self.metrics {
+            register_syslog(m, listen, &handle);
+        }
         let subscribers: Subscribers = Arc::new(Mutex::new(BTreeMap::new()));
         if let Ok(mut subs) = subscribers.lock() {
             subs.insert(jail.to_string(), sink);

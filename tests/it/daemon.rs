@@ -278,6 +278,17 @@ fn bans_after_maxretry_and_answers_like_fail2ban_client() {
         metrics.contains("banhammer_failures_total{jail=\"wordpress\"} 4"),
         "{metrics}"
     );
+    // Counters kept by the sources and the servers are published too.
+    assert!(
+        metrics.contains("banhammer_records_skipped_total{jail=\"wordpress\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "banhammer_server_connections_total{server=\"control\",outcome=\"accepted\"}"
+        ),
+        "{metrics}"
+    );
     assert_eq!(
         d.client_ok(&["get", "wordpress", "findtime"]).trim(),
         "3600"
