@@ -69,7 +69,7 @@ fn load(args: &ConfigArgs) -> Result<banhammer_config::JailsConfig> {
 /// Nothing is bound or started, so it works while the daemon runs.
 fn check(args: &ConfigArgs) -> Result<()> {
     let tree = tree(args)?;
-    crate::daemon::Settings::load(&tree, &Default::default())?;
+    let settings = crate::daemon::Settings::load(&tree, &Default::default())?;
     let cfg = load(args)?;
     for w in &cfg.warnings {
         eprintln!("warning: {}: {}", w.origin, w.message);
@@ -78,6 +78,7 @@ fn check(args: &ConfigArgs) -> Result<()> {
     let opts = crate::daemon::plan::PlanOptions {
         dry_run: false,
         journal_available: crate::source::journal::journal_available(),
+        web_group: Some(settings.web_group.clone()),
     };
     let mut problems = 0;
     let mut enabled = 0;
@@ -87,7 +88,7 @@ fn check(args: &ConfigArgs) -> Result<()> {
         .filter(|j| j.enabled || args.jail.is_some())
     {
         enabled += 1;
-        if let Err(e) = crate::daemon::plan::plan(jail, tree.overlay(), opts, now) {
+        if let Err(e) = crate::daemon::plan::plan(jail, tree.overlay(), &opts, now) {
             eprintln!("error: {e:#}");
             problems += 1;
         }

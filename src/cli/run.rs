@@ -98,8 +98,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let plan_opts = PlanOptions {
         dry_run: args.dry_run,
         journal_available: crate::source::journal::journal_available(),
+        web_group: Some(settings.web_group.clone()),
     };
-    let plans = plan::plan_all(&tree, plan_opts)?;
+    let plans = plan::plan_all(&tree, &plan_opts)?;
     if plans.is_empty() {
         warning!(
             "server",

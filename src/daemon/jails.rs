@@ -275,7 +275,7 @@ impl Jails {
                 (paths.iter().map(|p| p.pattern.clone()).collect(), None)
             }
             SourcePlan::Journal { matches, .. } => (Vec::new(), Some(matches.clone())),
-            SourcePlan::Syslog { backend } => (vec![backend.clone()], None),
+            SourcePlan::Syslog { backend, .. } => (vec![backend.clone()], None),
         };
         let source = sources::start(
             &mut self.syslog_hub,

@@ -20,6 +20,7 @@ use super::ignorecmd::IgnoreCommand;
 use crate::action::command::CommandAction;
 use crate::action::nftables::{NftBackend, NftJailSpec};
 use crate::filterload::{parse_timezone, parse_usedns};
+use crate::source::syslog::SyslogListen;
 use crate::source::{Backend, LogPathSpec};
 
 /// Action file names served by the native nftables backend.
@@ -50,6 +51,8 @@ pub enum SourcePlan {
     Syslog {
         /// The backend value as written.
         backend: String,
+        /// What it says, checked (groups and senders looked up).
+        listen: SyslogListen,
     },
 }
 
@@ -117,17 +120,20 @@ impl JailPlan {
 }
 
 /// Options of the build that do not come from the jail.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     /// Every action becomes a dummy.
     pub dry_run: bool,
     /// The journal can be read (decides where `backend = auto` jails without files read).
     pub journal_available: bool,
+    /// The group of a syslog socket that does not name one (`webgroup`); `None`: the
+    /// built-in default (`www-data`).
+    pub web_group: Option<String>,
 }
 
 /// The plans of every enabled jail of `tree` (the configuration's warnings are logged):
 /// what `banhammer run` starts. The first broken jail is the error.
-pub fn plan_all(tree: &ConfigTree, opts: PlanOptions) -> Result<Vec<JailPlan>> {
+pub fn plan_all(tree: &ConfigTree, opts: &PlanOptions) -> Result<Vec<JailPlan>> {
     let cfg = banhammer_config::read_jails(tree).map_err(|e| anyhow!("{e}"))?;
     for w in &cfg.warnings {
         crate::warning!("config", "{}: {}", w.origin, w.message);
@@ -145,7 +151,7 @@ pub fn plan_all(tree: &ConfigTree, opts: PlanOptions) -> Result<Vec<JailPlan>> {
 pub fn plan(
     spec: &JailSpec,
     overlay: Option<&Path>,
-    opts: PlanOptions,
+    opts: &PlanOptions,
     now: f64,
 ) -> Result<JailPlan> {
     let at = |what: &str| format!("jail [{}] ({}): {what}", spec.name, spec.origin);
@@ -229,7 +235,7 @@ fn resolve_ignore_names(state: &mut JailConfig) {
 fn source_plan(
     spec: &JailSpec,
     journalmatch: &[String],
-    opts: PlanOptions,
+    opts: &PlanOptions,
 ) -> Result<SourcePlan, String> {
     let backend = spec.backend.trim();
     let name = backend
@@ -251,9 +257,14 @@ fn source_plan(
             })
         }
         "syslog" => {
-            crate::source::syslog::SyslogListen::from_backend(backend)?;
+            let group = opts
+                .web_group
+                .as_deref()
+                .unwrap_or(crate::source::syslog::DEFAULT_GROUP);
+            let listen = SyslogListen::from_backend_with(backend, Some(group))?;
             Ok(SourcePlan::Syslog {
                 backend: backend.to_string(),
+                listen,
             })
         }
         _ => {

@@ -133,7 +133,7 @@ pub fn prepare(engine: &mut Engine, request: ReloadRequest) {
         .collect();
     let snap = Snapshot {
         config_dir: engine.ctx.settings.config_dir.clone(),
-        plan_opts: engine.ctx.plan_opts,
+        plan_opts: engine.ctx.plan_opts.clone(),
         running,
         now: engine.ctx.clock.now(),
         effects: engine.effects().clone(),
@@ -184,7 +184,7 @@ fn build(snap: &Snapshot, only: Option<&str>) -> Result<Prepared, String> {
             unchanged.push(spec.name.clone());
             continue;
         }
-        let p = plan(spec, snap.config_dir.as_deref(), snap.plan_opts, snap.now)
+        let p = plan(spec, snap.config_dir.as_deref(), &snap.plan_opts, snap.now)
             .map_err(|e| failed(format!("{e:#}")))?;
         compiled.push(p);
     }

@@ -96,9 +96,8 @@ pub fn start(
                 opts, start, sink,
             )?))
         }
-        SourcePlan::Syslog { backend } => {
-            let listen = SyslogListen::from_backend(backend).map_err(io::Error::other)?;
-            let key = hub.subscribe(&listen, &spec.name, sink)?;
+        SourcePlan::Syslog { listen, .. } => {
+            let key = hub.subscribe(listen, &spec.name, sink)?;
             Ok(SourceRuntime::Syslog {
                 key,
                 jail: spec.name.clone(),

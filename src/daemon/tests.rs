@@ -115,7 +115,7 @@ fn rig_with(
     let settings = Settings::load(&tree, &Overrides::default()).unwrap();
     let cfg = banhammer_config::read_jails(&tree).unwrap();
     let spec = cfg.jails.iter().find(|j| j.name == "wordpress").unwrap();
-    let p = plan(spec, Some(&conf), PlanOptions::default(), clock.now()).unwrap();
+    let p = plan(spec, Some(&conf), &PlanOptions::default(), clock.now()).unwrap();
     let db = db.unwrap_or_else(|| dir.path().join("bans.sqlite3"));
     let firewall = Recording::default();
     *firewall.kernel.lock().unwrap() = kernel;
@@ -502,4 +502,40 @@ fn reload_is_prepared_beside_the_loop_and_swapped_in() {
     }
     assert_eq!(r.engine().jails.get("wordpress").unwrap().spec.maxretry, 5);
     assert_eq!(r.banned(), ["192.0.2.50"]);
+}
+
+/// `webgroup` (fail2ban.conf) is the group of a syslog socket that names none; the plan
+/// (what `run` and `config check` both use) resolves it.
+#[test]
+fn webgroup_is_the_group_of_a_syslog_socket_that_names_none() {
+    use super::plan::SourcePlan;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jail.local"),
+        format!(
+            "[sshd]\nenabled = false\n[wordpress]\nenabled = true\nbackend = syslog[socket={}/s.sock]\n\
+             [wp2]\nenabled = true\nfilter = wordpress\nbackend = syslog[socket={}/t.sock, group=0]\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let tree = ConfigTree::new(EMBEDDED_CONFIG, Some(dir.path().to_path_buf()));
+    let cfg = banhammer_config::read_jails(&tree).unwrap();
+    let group_of = |jail: &str, web_group: &str| {
+        let spec = cfg.jails.iter().find(|j| j.name == jail).unwrap();
+        let opts = PlanOptions {
+            web_group: Some(web_group.to_string()),
+            ..PlanOptions::default()
+        };
+        match plan(spec, None, &opts, T0).unwrap().source {
+            SourcePlan::Syslog { listen, .. } => listen.group,
+            _ => panic!("not a syslog source"),
+        }
+    };
+    // "root" names group 0 on every machine; an explicit group= wins over webgroup.
+    assert_eq!(group_of("wordpress", "root"), 0);
+    assert_eq!(group_of("wp2", "daemon"), 0);
+    let daemon_gid = group_of("wordpress", "daemon");
+    assert_ne!(daemon_gid, 0, "webgroup = daemon was not used");
 }
