@@ -256,11 +256,13 @@ impl JailState {
         self.policy = policy;
     }
 
-    /// Whether `key` is ignored, and why (only addresses can be).
+    /// Whether `key` is ignored, and why (only addresses and networks can be; a network is
+    /// ignored when it meets an ignored address or network, since banning it would ban them).
     pub fn is_ignored(&self, key: &FailureKey) -> Option<IgnoreSource> {
         match key {
             FailureKey::Ip(ip) => self.ignore.matches(*ip, self.ignoreself),
-            _ => None,
+            FailureKey::Net(net) => self.ignore.matches_net(*net, self.ignoreself),
+            FailureKey::Id(_) => None,
         }
     }
 
