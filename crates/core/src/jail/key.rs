@@ -22,8 +22,9 @@ use super::canonical::{is_host_name, parse_canonical_unmapped};
 use crate::filter::{Failure, HostKind, UseDns};
 
 /// What a failure is counted against: an address (the usual `<HOST>`), a network (a subnet
-/// detector's key, or a subnet ban), or any other id (a key read back that is not an address;
-/// never made from a filter's failure, never a ban of the daemon's).
+/// detector's key, or a subnet ban), or any other id (text read back that is not an address,
+/// e.g. a ban stored by an older version; never made from a filter's failure, and
+/// [`super::JailState`] never counts nor bans it: [`super::DropReason::NotAnAddress`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKey {
     /// One address (IPv4-mapped IPv6 is stored as IPv4).

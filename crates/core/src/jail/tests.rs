@@ -989,13 +989,43 @@ fn state_ignore_checks_first() {
         fail(&mut j, "198.51.100.9", 1.0),
         Decision::Ignored(IgnoreSource::SelfAddr)
     );
-    // Non-address ids are never ignored by ignoreip.
-    assert!(matches!(fail(&mut j, "someuser", 1.0), Decision::Ban(_)));
+    // Non-address ids are never ignored by ignoreip (nor banned: see below).
+    assert_eq!(
+        fail(&mut j, "someuser", 1.0),
+        Decision::Dropped(DropReason::NotAnAddress)
+    );
+    assert!(matches!(fail(&mut j, "192.0.2.1", 1.0), Decision::Ban(_)));
     assert_eq!(
         j.stats().total_failed,
         1,
         "ignored failures are not counted"
     );
+}
+
+/// The finding at the jail state: a non-address key (a ban stored by an older version, a
+/// caller's mistake) is never counted nor banned, by failure, by command or by restore, so
+/// no action is ever handed `001.002.003.013` as `<ip>`.
+#[test]
+fn non_address_keys_never_become_bans() {
+    let mut j = jail(1, BanTimePolicy::fixed(600.0));
+    for text in ["001.002.003.013", "6.6", "1.2.3.256", "someuser"] {
+        let k = FailureKey::Id(text.into());
+        let dropped = Decision::Dropped(DropReason::NotAnAddress);
+        assert_eq!(
+            j.on_failure(k.clone(), 1.0, vec![], None),
+            dropped,
+            "{text}"
+        );
+        assert_eq!(j.ban(k.clone(), 1.0, None), dropped, "{text}");
+        assert_eq!(
+            j.restore_ban(k.clone(), 1.0, Some(600.0), 1, 1.0),
+            dropped,
+            "{text}"
+        );
+        assert!(!j.is_banned(&k));
+    }
+    assert_eq!(j.stats().total_failed, 0);
+    assert_eq!(j.banned().count(), 0);
 }
 
 #[test]
