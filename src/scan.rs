@@ -716,7 +716,13 @@ fn account(
             &mut stats.ignored_lines,
         )
     } else if !r.failures.is_empty() || r.pending > 0 {
-        for f in r.failures.iter().filter(|f| !has_address(f)) {
+        // the report's count (`-o` output does not use it)
+        let check = if opts.failures_only {
+            &[][..]
+        } else {
+            &r.failures[..]
+        };
+        for f in check.iter().filter(|f| !has_address(f)) {
             stats.without_address += 1;
             if stats.without_address_examples.len() < WITHOUT_ADDRESS_EXAMPLES {
                 stats

@@ -293,11 +293,17 @@ impl OutFormat {
 
     fn write(&self, out: &mut impl Write, f: &Failure) -> std::io::Result<()> {
         match self {
-            OutFormat::Id => writeln!(out, "{}", id_of(f)),
+            OutFormat::Id => {
+                write_id(out, f)?;
+                writeln!(out)
+            }
             // A failure without an address prints no line where an address is asked for
             // (an empty one would shift a script's columns).
             OutFormat::Ip => match address_of(f) {
-                Some(a) => writeln!(out, "{a}"),
+                Some(a) => {
+                    write_address(out, f, &a)?;
+                    writeln!(out)
+                }
                 None => Ok(()),
             },
             OutFormat::Msg => {
@@ -329,19 +335,15 @@ impl OutFormat {
                 writeln!(out, "{v}")
             }
             OutFormat::Template(pieces) => {
-                let address = address_of(f);
-                if address.is_none()
-                    && pieces
-                        .iter()
-                        .any(|p| matches!(p, Piece::Tag(t) if t == "ip"))
-                {
+                let wants_ip = pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Tag(t) if t == "ip"));
+                let address = if wants_ip { address_of(f) } else { None };
+                if wants_ip && address.is_none() {
                     // as `-o ip`: no line without the address it asks for
                     return Ok(());
                 }
-                let values = Values {
-                    ip: address.map(|a| a.to_string()).unwrap_or_default(),
-                    id: id_of(f),
-                };
+                let values = Values { ip: address };
                 // A multi-line <msg> prints the template once per matched line, as fail2ban does.
                 let has_msg = pieces
                     .iter()
@@ -362,22 +364,55 @@ impl OutFormat {
 /// fail2ban-regex's `id`: the failure id, printed as the address it is when it is canonical
 /// address text (fail2ban prints its `IPAddr`: `::ffff:192.0.2.7` as `192.0.2.7`, a
 /// `<SUBNET>` as its network), else as captured (a user name as `<F-ID>`, `1.2.3.256`).
-fn id_of(f: &Failure) -> std::borrow::Cow<'_, str> {
-    let key = match f.kind {
+fn id_key(f: &Failure) -> Option<FailureKey> {
+    match f.kind {
         // the host may be another text than the id here; the id is the id
         HostKind::Id => parse_ip(&f.fid).map(FailureKey::Ip),
         _ => address_of(f),
-    };
-    key.map_or(std::borrow::Cow::Borrowed(f.fid.as_str()), |k| {
+    }
+}
+
+/// [`id_key`] as text (for `row`, JSON).
+fn id_of(f: &Failure) -> std::borrow::Cow<'_, str> {
+    id_key(f).map_or(std::borrow::Cow::Borrowed(f.fid.as_str()), |k| {
         std::borrow::Cow::Owned(k.to_string())
     })
 }
 
-/// A failure's `<ip>` (its address: fail2ban's `ip` group when a different id was
-/// captured, else the id — canonical text only) and `<fid>`.
-struct Values<'a> {
-    ip: String,
-    id: std::borrow::Cow<'a, str>,
+/// Write [`id_key`] (or the id as captured).
+fn write_id(out: &mut impl Write, f: &Failure) -> std::io::Result<()> {
+    match id_key(f) {
+        Some(k) => write_key(out, &f.fid, &k),
+        None => write_escaped(out, &f.fid),
+    }
+}
+
+/// Write a failure's address `key` ([`address_of`]).
+fn write_address(out: &mut impl Write, f: &Failure, key: &FailureKey) -> std::io::Result<()> {
+    let text = match f.kind {
+        HostKind::Id => f.host.as_deref().unwrap_or(&f.fid),
+        _ => &f.fid,
+    };
+    write_key(out, text, key)
+}
+
+/// Write `key`, parsed from `text`. Canonical IPv4 text has one spelling, so when `text` is
+/// a plain IPv4 address it is written as it is (this runs once per output line).
+fn write_key(out: &mut impl Write, text: &str, key: &FailureKey) -> std::io::Result<()> {
+    match key {
+        FailureKey::Ip(std::net::IpAddr::V4(_))
+            if memchr::memchr2(b':', b'[', text.as_bytes()).is_none() =>
+        {
+            out.write_all(text.as_bytes())
+        }
+        k => write!(out, "{k}"),
+    }
+}
+
+/// A failure's `<ip>`: its address (fail2ban's `ip` group when a different id was captured,
+/// else the id — canonical text only), when the template asks for it.
+struct Values {
+    ip: Option<FailureKey>,
 }
 
 /// Write one `-o` template line with its run-time tags replaced. Values are printed as
@@ -386,15 +421,19 @@ fn substitute(
     out: &mut impl Write,
     pieces: &[Piece],
     f: &Failure,
-    values: &Values<'_>,
+    values: &Values,
     msg_line: Option<&str>,
 ) -> std::io::Result<()> {
     for piece in pieces {
         match piece {
             Piece::Text(t) => out.write_all(t.as_bytes())?,
             // fail2ban's ActionInfo: <ip> is the ticket's `ip` data, else its id; <fid> the id
-            Piece::Tag(t) if t == "ip" => write_escaped(out, &values.ip)?,
-            Piece::Tag(t) if t == "fid" || t == "id" => write_escaped(out, &values.id)?,
+            Piece::Tag(t) if t == "ip" => {
+                if let Some(k) = &values.ip {
+                    write_address(out, f, k)?;
+                }
+            }
+            Piece::Tag(t) if t == "fid" || t == "id" => write_id(out, f)?,
             Piece::Tag(t) if t == "time" => write_time(out, f.time)?,
             Piece::Tag(t) if t == "matches" => write_escaped(out, &f.matches.join("\n"))?,
             Piece::Tag(t) if t == "msg" => {
