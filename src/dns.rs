@@ -1,36 +1,49 @@
-//! Name resolution for hosts that filters report as DNS names (`usedns = yes|warn`).
+//! Name resolution for hosts that filters report as DNS names (`usedns = yes|warn`), for
+//! `ignoreip` names and for `ignoreself`.
 //!
-//! Receives a host name as it appeared in a log; emits its first address, or None.
-//! Names are validated first, so log text never reaches the resolver as anything but a
-//! plain host name.
+//! Receives a host name as it appeared in a log or a config; emits its addresses, or none.
+//! Only a strict DNS host name is ever given to the system resolver
+//! ([`banhammer_core::jail::is_host_name`]: LDH labels, a last label that is not a number),
+//! so log text never reaches it as anything else, and a partial or numeric-looking address
+//! (`6.6`, `127.1`, `0x7f000001`), which `getaddrinfo` would turn into some other address
+//! without asking any server, is never "resolved". What comes back is typed addresses,
+//! printed by Rust: canonical text only.
 
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, ToSocketAddrs};
 
-/// Is `name` a plausible DNS host name (letters, digits, `-`, `.`, `_`; 1..=253 chars)?
-pub fn is_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+use banhammer_core::jail::normalize_ip;
+
+pub use banhammer_core::jail::is_host_name;
+
+/// Resolve `name` to all its addresses (system resolver), IPv4-mapped ones as IPv4,
+/// deduplicated, in the resolver's order; empty when the name does not resolve or may not
+/// be resolved ([`is_host_name`]).
+pub fn resolve(name: &str) -> Vec<IpAddr> {
+    resolve_with(name, |n| {
+        (n, 0u16)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    })
 }
 
-/// Resolve `name` to all its addresses (system resolver), deduplicated, in the
-/// resolver's order; empty when the name does not resolve.
-pub fn resolve_all(name: &str) -> Vec<String> {
+/// [`resolve`] with the lookup supplied (tests count what reaches it).
+pub fn resolve_with(name: &str, lookup: impl FnOnce(&str) -> Vec<IpAddr>) -> Vec<IpAddr> {
     if !is_host_name(name) {
         return Vec::new();
     }
-    let mut out: Vec<String> = Vec::new();
-    if let Ok(addrs) = (name, 0u16).to_socket_addrs() {
-        for a in addrs {
-            let ip = a.ip().to_string();
-            if !out.contains(&ip) {
-                out.push(ip);
-            }
+    let mut out: Vec<IpAddr> = Vec::new();
+    for ip in lookup(name).into_iter().map(normalize_ip) {
+        if !out.contains(&ip) {
+            out.push(ip);
         }
     }
     out
+}
+
+/// [`resolve`], the addresses as text.
+pub fn resolve_all(name: &str) -> Vec<String> {
+    resolve(name).iter().map(IpAddr::to_string).collect()
 }
 
 #[cfg(test)]
@@ -43,6 +56,49 @@ mod tests {
         assert!(!is_host_name("a b"));
         assert!(!is_host_name("$(id)"));
         assert!(!is_host_name(""));
+    }
+
+    /// The finding's sibling at the resolver: `getaddrinfo("6.6")` answers 6.0.0.6 without
+    /// any lookup (inet_aton), so partial and numeric-looking addresses never reach it.
+    #[test]
+    fn usedns_never_resolves_a_partial_address() {
+        for text in [
+            "6.6",
+            "127.1",
+            "1.2.3",
+            "2130706433",
+            "0x7f000001",
+            "0x7f.1",
+            "1.2.3.0x4",
+            "001.002.003.013",
+            "1.2.3.256",
+            "\u{661}.2.3.4",
+        ] {
+            let mut asked = Vec::new();
+            let got = resolve_with(text, |n| {
+                asked.push(n.to_string());
+                vec![IpAddr::from([6, 0, 0, 6])]
+            });
+            assert!(
+                got.is_empty() && asked.is_empty(),
+                "{text:?} reached the resolver"
+            );
+            // and the real resolver agrees (nothing leaves this process for these)
+            assert!(resolve(text).is_empty(), "{text:?}");
+        }
+        let got = resolve_with("host.example", |_| {
+            vec![
+                IpAddr::from([192, 0, 2, 7]),
+                "::ffff:192.0.2.7"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                IpAddr::from([192, 0, 2, 8]),
+            ]
+        });
+        assert_eq!(
+            got,
+            [IpAddr::from([192, 0, 2, 7]), IpAddr::from([192, 0, 2, 8])]
+        );
     }
 
     #[test]

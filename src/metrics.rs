@@ -1,5 +1,6 @@
-//! Prometheus metrics. Owns the counters (lines read per source; failures, bans, unbans,
-//! active bans, action errors and ban latency per jail; process start time); receives
+//! Prometheus metrics. Owns the counters (lines read per source; failures, failures without
+//! an address, bans, unbans, active bans, action errors and ban latency per jail; process
+//! start time); receives
 //! bumps from the pipeline through per-jail and per-source handles; emits the text
 //! exposition format ([`Metrics::render`]) and serves it on a loopback HTTP port
 //! ([`serve`], on the [`pollserver`](crate::pollserver) loop: idle or slow local clients
@@ -63,6 +64,7 @@ impl SourceMetrics {
 #[derive(Debug, Default)]
 pub struct JailMetrics {
     failures: AtomicU64,
+    failures_without_address: AtomicU64,
     bans: AtomicU64,
     unbans: AtomicU64,
     active: AtomicI64,
@@ -75,6 +77,18 @@ impl JailMetrics {
     /// A failure found (a matching line).
     pub fn failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failure found that has no address (its host or id is not canonical address text,
+    /// or a name that is not resolved): never a ban, counted here instead.
+    pub fn failure_without_address(&self) {
+        self.failures_without_address
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failures without an address counted so far.
+    pub fn failures_without_address_count(&self) -> u64 {
+        self.failures_without_address.load(Ordering::Relaxed)
     }
 
     /// A ban applied: counts it and raises the active gauge.
@@ -267,12 +281,18 @@ impl Metrics {
             );
         }
 
-        let per_jail: [(&str, &str, &str, JailValue); 4] = [
+        let per_jail: [(&str, &str, &str, JailValue); 5] = [
             (
                 "banhammer_failures_total",
                 "counter",
                 "Failures found (matching lines), per jail.",
                 |j| load_u(&j.failures),
+            ),
+            (
+                "banhammer_failures_without_address_total",
+                "counter",
+                "Failures found whose host or id is not a canonical address (never bans), per jail.",
+                |j| load_u(&j.failures_without_address),
             ),
             (
                 "banhammer_bans_total",
@@ -652,6 +672,7 @@ mod tests {
         let sshd = m.jail("sshd");
         sshd.failure();
         sshd.failure();
+        sshd.failure_without_address();
         sshd.ban();
         sshd.ban();
         sshd.unban();
@@ -667,6 +688,7 @@ mod tests {
             "# TYPE banhammer_lines_read_total counter",
             "banhammer_lines_read_total{source=\"/var/log/auth.log\"} 42",
             "banhammer_failures_total{jail=\"sshd\"} 2",
+            "banhammer_failures_without_address_total{jail=\"sshd\"} 1",
             "banhammer_bans_total{jail=\"sshd\"} 2",
             "banhammer_unbans_total{jail=\"sshd\"} 1",
             "# TYPE banhammer_active_bans gauge",

@@ -22,7 +22,9 @@ use std::sync::mpsc;
 use anyhow::{Context, Result};
 use banhammer_core::filter::{
     Failure, Filter, FilterRunner, HostKind, LastDate, LineMatches, LineResult, ProcessOptions,
+    UseDns,
 };
+use banhammer_core::jail::{failure_target, FailureKey, FailureTarget};
 
 /// Size of one unit of work. Big enough that per-chunk overhead vanishes, small enough
 /// that a few chunks in flight keep peak memory low.
@@ -72,13 +74,40 @@ pub struct ScanOptions {
     pub failures_only: bool,
     /// Worker threads; 0 = one per core.
     pub threads: usize,
-    /// Resolve hosts that matched as DNS names, as fail2ban does with `usedns = yes|warn`:
-    /// one failure per address, none when the name does not resolve.
-    pub resolve_dns: bool,
+    /// What becomes of failures whose host matched as a DNS name.
+    pub names: Names,
     /// Failures need no `groups` nor `matches` (a `-o` format of ids and times only): the
     /// workers' runners are lean ([`FilterRunner::set_lean`]).
     pub lean_failures: bool,
 }
+
+/// What the scan does with a failure whose host matched as a DNS name (fail2ban-regex's
+/// `usedns` and `--raw`). A name that is plain canonical address text is that address in
+/// every mode but [`Names::Raw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// Kept as it is (`--raw`): a failure whose id is the name, without an address.
+    Raw,
+    /// `usedns = yes|warn`: a strict host name ([`crate::dns::is_host_name`]) is resolved,
+    /// one failure per address; any other name, or one that resolves to nothing, is no
+    /// failure and no regex hit (fail2ban's `textToIp` returning nothing). Unlike
+    /// fail2ban, `6.6` or `127.1` are never "resolved" (the C resolver would make them
+    /// 6.0.0.6 and 127.0.0.1).
+    Resolve,
+    /// `usedns = no`: a name is no failure and no regex hit (fail2ban's `textToIp` without
+    /// DNS finds only plain addresses).
+    Drop,
+}
+
+/// Ids of failures without an address kept for the report's note.
+pub const WITHOUT_ADDRESS_EXAMPLES: usize = 3;
+
+/// Most names a worker remembers the addresses of; the memory is cleared past it, so a log
+/// of endless distinct names cannot grow it without bound.
+const MAX_CACHED_NAMES: usize = 10_000;
+
+/// A worker's resolved names.
+type NameCache = std::collections::HashMap<String, Vec<std::net::IpAddr>>;
 
 /// Where a remembered line lives, so long listings never hold every line in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +124,11 @@ pub struct ScanStats {
     pub ignored: u64,
     pub missed: u64,
     pub prefregex_matched: u64,
+    /// Failures reported without an address ([`has_address`]): `banhammer run` counts
+    /// them but never bans them.
+    pub without_address: u64,
+    /// The ids of the first few of them ([`WITHOUT_ADDRESS_EXAMPLES`]), cut to 64 characters.
+    pub without_address_examples: Vec<String>,
     pub failregex_hits: Vec<u64>,
     pub ignore_hits: Vec<u64>,
     pub date_hits: Vec<u64>,
@@ -132,6 +166,12 @@ impl ScanStats {
         self.ignored += other.ignored;
         self.missed += other.missed;
         self.prefregex_matched += other.prefregex_matched;
+        self.without_address += other.without_address;
+        for e in other.without_address_examples {
+            if self.without_address_examples.len() < WITHOUT_ADDRESS_EXAMPLES {
+                self.without_address_examples.push(e);
+            }
+        }
         add(&mut self.failregex_hits, &other.failregex_hits);
         add(&mut self.ignore_hits, &other.ignore_hits);
         add(&mut self.date_hits, &other.date_hits);
@@ -389,7 +429,7 @@ fn scan_with(
         let mut merger = Merger {
             runner: filter.runner(),
             process: process_options(opts),
-            dns_cache: std::collections::HashMap::new(),
+            dns_cache: NameCache::new(),
             format,
         };
         let mut failed: Option<anyhow::Error> = None;
@@ -446,7 +486,7 @@ struct Worker<'f> {
     /// counts), and the runner applies the same prefilter per line itself.
     skip_with: Option<&'f banhammer_core::filter::Prefilter>,
     /// Names already resolved by this worker.
-    dns_cache: std::collections::HashMap<String, Vec<String>>,
+    dns_cache: NameCache,
     /// Format failures here rather than passing them on (see [`scan_formatted`]).
     format: Option<FormatFailure<'f>>,
 }
@@ -475,7 +515,7 @@ impl<'f> Worker<'f> {
             mode,
             process: process_options(opts),
             skip_with,
-            dns_cache: std::collections::HashMap::new(),
+            dns_cache: NameCache::new(),
             format,
         }
     }
@@ -538,9 +578,7 @@ impl<'f> Worker<'f> {
                 continue;
             }
             let mut r = self.runner.process_line(&text, &self.process);
-            if self.opts.resolve_dns {
-                resolve_names(&mut self.dns_cache, &mut r);
-            }
+            settle_names(&mut self.dns_cache, &mut r, self.opts.names);
             account(&mut stats, &mut failures, r, line_ref, self.opts);
             format_into(self.format, &mut failures, &mut out);
         }
@@ -574,26 +612,46 @@ fn format_into(format: Option<FormatFailure<'_>>, failures: &mut Vec<Failure>, o
     }
 }
 
-/// Replace failures whose host is a DNS name by one failure per resolved address; a
-/// name that resolves to nothing yields no failure and no regex hit (fail2ban's
-/// `textToIp` returning an empty list).
-fn resolve_names(
-    dns_cache: &mut std::collections::HashMap<String, Vec<String>>,
+/// Settle the failures whose host is a DNS name as `names` says: a plain address stays as
+/// that address, a name becomes one failure per resolved address, or none (its regex hit
+/// taken back, so the line counts as missed when nothing else matched it).
+fn settle_names(cache: &mut NameCache, r: &mut LineResult, names: Names) {
+    settle_names_with(cache, r, names, crate::dns::resolve);
+}
+
+/// [`settle_names`] with the resolver supplied (tests count what reaches it).
+fn settle_names_with(
+    cache: &mut NameCache,
     r: &mut LineResult,
+    names: Names,
+    mut resolve: impl FnMut(&str) -> Vec<std::net::IpAddr>,
 ) {
-    if !r.failures.iter().any(|f| f.kind == HostKind::Dns) {
+    if names == Names::Raw || !r.failures.iter().any(|f| f.kind == HostKind::Dns) {
         return;
     }
+    let usedns = match names {
+        Names::Resolve => UseDns::Warn,
+        Names::Drop | Names::Raw => UseDns::No,
+    };
     let mut out = Vec::with_capacity(r.failures.len());
     for f in std::mem::take(&mut r.failures) {
         if f.kind != HostKind::Dns {
             out.push(f);
             continue;
         }
-        let ips = dns_cache
-            .entry(f.fid.clone())
-            .or_insert_with(|| crate::dns::resolve_all(&f.fid))
-            .clone();
+        let ips: Vec<std::net::IpAddr> = match failure_target(&f, usedns) {
+            FailureTarget::Key(FailureKey::Ip(ip)) => vec![ip],
+            FailureTarget::Resolve(name) => {
+                if cache.len() >= MAX_CACHED_NAMES && !cache.contains_key(name) {
+                    cache.clear();
+                }
+                cache
+                    .entry(name.to_string())
+                    .or_insert_with(|| resolve(name))
+                    .clone()
+            }
+            _ => Vec::new(),
+        };
         if ips.is_empty() {
             if let Some(i) = r.failregex_hits.iter().position(|&h| h == f.failregex) {
                 r.failregex_hits.remove(i);
@@ -602,16 +660,31 @@ fn resolve_names(
         }
         for ip in ips {
             let mut g = f.clone();
-            g.kind = if ip.contains(':') {
+            g.kind = if ip.is_ipv6() {
                 HostKind::Ip6
             } else {
                 HostKind::Ip4
             };
-            g.fid = ip;
+            g.fid = ip.to_string();
             out.push(g);
         }
     }
     r.failures = out;
+}
+
+/// The address of a settled failure (names already resolved or dropped by
+/// [`settle_names`]): its canonical address or declared network, as `banhammer run` would
+/// ban it; `None` for a failure without one.
+pub fn address_of(f: &Failure) -> Option<FailureKey> {
+    match failure_target(f, UseDns::Raw) {
+        FailureTarget::Key(k) => Some(k),
+        _ => None,
+    }
+}
+
+/// Whether [`address_of`] has an answer.
+pub fn has_address(f: &Failure) -> bool {
+    address_of(f).is_some()
 }
 
 /// Count one line's result into `stats` and keep its failures.
@@ -643,6 +716,20 @@ fn account(
             &mut stats.ignored_lines,
         )
     } else if !r.failures.is_empty() || r.pending > 0 {
+        // the report's count (`-o` output does not use it)
+        let check = if opts.failures_only {
+            &[][..]
+        } else {
+            &r.failures[..]
+        };
+        for f in check.iter().filter(|f| !has_address(f)) {
+            stats.without_address += 1;
+            if stats.without_address_examples.len() < WITHOUT_ADDRESS_EXAMPLES {
+                stats
+                    .without_address_examples
+                    .push(f.fid.chars().take(64).collect());
+            }
+        }
         failures.extend(r.failures);
         (
             &mut stats.matched,
@@ -669,7 +756,7 @@ fn process_options(opts: &ScanOptions) -> ProcessOptions {
 struct Merger<'f> {
     runner: FilterRunner<'f>,
     process: ProcessOptions,
-    dns_cache: std::collections::HashMap<String, Vec<String>>,
+    dns_cache: NameCache,
     format: Option<FormatFailure<'f>>,
 }
 
@@ -678,9 +765,7 @@ impl Merger<'_> {
     fn merge(&mut self, r: &mut ChunkResult, opts: &ScanOptions) {
         for (line_ref, m) in std::mem::take(&mut r.matches) {
             let mut lr = self.runner.merge(m, &self.process);
-            if opts.resolve_dns {
-                resolve_names(&mut self.dns_cache, &mut lr);
-            }
+            settle_names(&mut self.dns_cache, &mut lr, opts.names);
             account(&mut r.stats, &mut r.failures, lr, line_ref, opts);
             format_into(self.format, &mut r.failures, &mut r.out);
         }
@@ -745,6 +830,94 @@ mod tests {
         assert_eq!(trim_line_end(b"abc \r\n"), b"abc ");
         assert_eq!(trim_line_end(b"\r\n"), b"");
         assert_eq!(trim_line_end(b" x"), b" x");
+    }
+
+    fn host_filter(usedns: UseDns) -> Filter {
+        Filter::new(&banhammer_core::filter::FilterConfig {
+            prefregex: None,
+            failregex: vec!["^fail from <HOST>$".to_string()],
+            ignoreregex: vec![],
+            maxlines: 1,
+            datepattern: None,
+            usedns,
+            timezone: jiff::tz::TimeZone::UTC,
+            now: 1_700_000_000,
+        })
+        .expect("filter compiles")
+    }
+
+    /// What `banhammer regex` reports for `fail from HOST` lines: the failures' `ip` (or
+    /// `-` for none) and the names its resolver was asked about.
+    fn settled(hosts: &[&str], names: Names, cache: &mut NameCache) -> (Vec<String>, Vec<String>) {
+        let f = host_filter(UseDns::Warn);
+        let mut runner = f.runner();
+        let opts = ProcessOptions {
+            check_all: true,
+            now: 1_700_000_000.0,
+        };
+        let mut asked = Vec::new();
+        let mut ips = Vec::new();
+        for h in hosts {
+            let mut r = runner.process_line(&format!("fail from {h}"), &opts);
+            settle_names_with(cache, &mut r, names, |n| {
+                asked.push(n.to_string());
+                match n {
+                    "mail.example.com" => vec![std::net::IpAddr::from([192, 0, 2, 7])],
+                    _ => Vec::new(),
+                }
+            });
+            assert_eq!(
+                r.failregex_hits.len(),
+                r.failures.len(),
+                "{h}: hits follow failures"
+            );
+            for fl in &r.failures {
+                ips.push(address_of(fl).map_or_else(|| "-".to_string(), |k| k.to_string()));
+            }
+        }
+        (ips, asked)
+    }
+
+    /// The regex command's side of the finding: `6.6` and friends are never handed to the
+    /// resolver (fail2ban-regex prints 6.0.0.6 for `6.6`), non-canonical addresses are
+    /// failures without an address, and only what the resolver answers becomes one.
+    #[test]
+    fn regex_never_resolves_a_partial_address() {
+        let hosts = [
+            "6.6",
+            "127.1",
+            "0x7f000001",
+            "1.2.3.256",
+            "001.002.003.013",
+            "192.0.2.9",
+            "mail.example.com",
+            "nothing.example",
+        ];
+        let (ips, asked) = settled(&hosts, Names::Resolve, &mut NameCache::new());
+        assert_eq!(asked, ["mail.example.com", "nothing.example"]);
+        assert_eq!(ips, ["-", "-", "192.0.2.9", "192.0.2.7"]);
+        let (ips, asked) = settled(&hosts, Names::Drop, &mut NameCache::new());
+        assert!(asked.is_empty());
+        assert_eq!(ips, ["-", "-", "192.0.2.9"]);
+        let (ips, asked) = settled(&hosts, Names::Raw, &mut NameCache::new());
+        assert!(asked.is_empty());
+        assert_eq!(ips, ["-", "-", "-", "-", "-", "192.0.2.9", "-", "-"]);
+    }
+
+    /// A log of endless distinct names cannot grow a worker's name memory without bound.
+    #[test]
+    fn the_name_cache_stays_bounded() {
+        let mut cache = NameCache::new();
+        let names: Vec<String> = (0..MAX_CACHED_NAMES + 10)
+            .map(|i| format!("h{i}.example"))
+            .collect();
+        let hosts: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_, asked) = settled(&hosts, Names::Resolve, &mut cache);
+        assert_eq!(asked.len(), names.len());
+        assert!(cache.len() <= MAX_CACHED_NAMES, "{}", cache.len());
+        // a name seen again is answered from memory
+        let (_, asked) = settled(&["h10009.example"], Names::Resolve, &mut cache);
+        assert!(asked.is_empty());
     }
 
     #[test]

@@ -12,13 +12,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use banhammer_core::filter::{Failure, Filter, GroupValue};
+use banhammer_core::filter::{Failure, Filter, GroupValue, HostKind, UseDns};
+use banhammer_core::jail::{parse_ip, FailureKey};
 use clap::Args;
 use serde_json::{json, Value};
 
 use crate::filterload::{self, FilterOrigin, FilterOverrides, ResolvedFilter};
 use crate::pyfmt;
-use crate::scan::{self, Input, Keep, ScanOptions, ScanStats};
+use crate::scan::{self, address_of, Input, Keep, Names, ScanOptions, ScanStats};
 
 /// Lines of each kind listed before fail2ban-regex says "too many to print".
 const DEFAULT_LIST_LIMIT: usize = 20;
@@ -131,11 +132,15 @@ pub fn run(args: RegexArgs) -> Result<()> {
         keep_ignored: keep(args.print_all_ignored, args.print_no_ignored),
         failures_only: args.out.is_some(),
         threads: args.threads,
-        resolve_dns: !args.raw
-            && !matches!(
-                args.usedns.as_deref().or(resolved.spec.usedns.as_deref()),
-                Some("no" | "raw")
-            ),
+        names: if args.raw {
+            Names::Raw
+        } else {
+            match filter.usedns() {
+                UseDns::Yes | UseDns::Warn => Names::Resolve,
+                // with `raw` the filter reports names as ids: nothing to settle
+                UseDns::No | UseDns::Raw => Names::Drop,
+            }
+        },
         // the report only counts failures, unless its JSON lists them
         lean_failures: match args.out.as_deref() {
             Some(tokens) => OutFormat::parse(tokens).is_lean(),
@@ -204,6 +209,20 @@ pub fn run(args: RegexArgs) -> Result<()> {
         writeln!(out)?;
     } else {
         report.print(&mut out)?;
+        // Ours, so on stderr: the report itself stays fail2ban-regex's.
+        if stats.without_address > 0 {
+            eprintln!(
+                "Note: {} failure(s) without a canonical IPv4/IPv6 address (e.g. {}): \
+                 `banhammer run` never bans them",
+                stats.without_address,
+                stats
+                    .without_address_examples
+                    .iter()
+                    .map(|e| format!("{e:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     out.flush().ok();
     Ok(())
@@ -274,8 +293,19 @@ impl OutFormat {
 
     fn write(&self, out: &mut impl Write, f: &Failure) -> std::io::Result<()> {
         match self {
-            OutFormat::Id => writeln!(out, "{}", f.fid),
-            OutFormat::Ip => writeln!(out, "{}", ip_of(f)),
+            OutFormat::Id => {
+                write_id(out, f)?;
+                writeln!(out)
+            }
+            // A failure without an address prints no line where an address is asked for
+            // (an empty one would shift a script's columns).
+            OutFormat::Ip => match address_of(f) {
+                Some(a) => {
+                    write_address(out, f, &a)?;
+                    writeln!(out)
+                }
+                None => Ok(()),
+            },
             OutFormat::Msg => {
                 for m in &f.matches {
                     writeln!(out, "{m}")?;
@@ -292,7 +322,7 @@ impl OutFormat {
                 writeln!(
                     out,
                     "[{},\t{},\t{{{}}}],",
-                    pyfmt::string(&f.fid),
+                    pyfmt::string(&id_of(f)),
                     pyfmt::float(f.time),
                     groups.join(", ")
                 )
@@ -305,30 +335,84 @@ impl OutFormat {
                 writeln!(out, "{v}")
             }
             OutFormat::Template(pieces) => {
+                let wants_ip = pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Tag(t) if t == "ip"));
+                let address = if wants_ip { address_of(f) } else { None };
+                if wants_ip && address.is_none() {
+                    // as `-o ip`: no line without the address it asks for
+                    return Ok(());
+                }
+                let values = Values { ip: address };
                 // A multi-line <msg> prints the template once per matched line, as fail2ban does.
                 let has_msg = pieces
                     .iter()
                     .any(|p| matches!(p, Piece::Tag(t) if t == "msg"));
                 if has_msg && f.matches.len() > 1 {
                     for m in &f.matches {
-                        substitute(out, pieces, f, Some(m))?;
+                        substitute(out, pieces, f, &values, Some(m))?;
                     }
                     Ok(())
                 } else {
-                    substitute(out, pieces, f, None)
+                    substitute(out, pieces, f, &values, None)
                 }
             }
         }
     }
 }
 
-/// fail2ban-regex's `ip`: the `ip` group when a failure has both an id and an address,
-/// else the ticket id (names were already resolved by the scan).
-fn ip_of(f: &Failure) -> String {
-    f.groups
-        .get("ip")
-        .and_then(GroupValue::as_str)
-        .map_or_else(|| f.fid.clone(), str::to_string)
+/// fail2ban-regex's `id`: the failure id, printed as the address it is when it is canonical
+/// address text (fail2ban prints its `IPAddr`: `::ffff:192.0.2.7` as `192.0.2.7`, a
+/// `<SUBNET>` as its network), else as captured (a user name as `<F-ID>`, `1.2.3.256`).
+fn id_key(f: &Failure) -> Option<FailureKey> {
+    match f.kind {
+        // the host may be another text than the id here; the id is the id
+        HostKind::Id => parse_ip(&f.fid).map(FailureKey::Ip),
+        _ => address_of(f),
+    }
+}
+
+/// [`id_key`] as text (for `row`, JSON).
+fn id_of(f: &Failure) -> std::borrow::Cow<'_, str> {
+    id_key(f).map_or(std::borrow::Cow::Borrowed(f.fid.as_str()), |k| {
+        std::borrow::Cow::Owned(k.to_string())
+    })
+}
+
+/// Write [`id_key`] (or the id as captured).
+fn write_id(out: &mut impl Write, f: &Failure) -> std::io::Result<()> {
+    match id_key(f) {
+        Some(k) => write_key(out, &f.fid, &k),
+        None => write_escaped(out, &f.fid),
+    }
+}
+
+/// Write a failure's address `key` ([`address_of`]).
+fn write_address(out: &mut impl Write, f: &Failure, key: &FailureKey) -> std::io::Result<()> {
+    let text = match f.kind {
+        HostKind::Id => f.host.as_deref().unwrap_or(&f.fid),
+        _ => &f.fid,
+    };
+    write_key(out, text, key)
+}
+
+/// Write `key`, parsed from `text`. Canonical IPv4 text has one spelling, so when `text` is
+/// a plain IPv4 address it is written as it is (this runs once per output line).
+fn write_key(out: &mut impl Write, text: &str, key: &FailureKey) -> std::io::Result<()> {
+    match key {
+        FailureKey::Ip(std::net::IpAddr::V4(_))
+            if memchr::memchr2(b':', b'[', text.as_bytes()).is_none() =>
+        {
+            out.write_all(text.as_bytes())
+        }
+        k => write!(out, "{k}"),
+    }
+}
+
+/// A failure's `<ip>`: its address (fail2ban's `ip` group when a different id was captured,
+/// else the id — canonical text only), when the template asks for it.
+struct Values {
+    ip: Option<FailureKey>,
 }
 
 /// Write one `-o` template line with its run-time tags replaced. Values are printed as
@@ -337,13 +421,19 @@ fn substitute(
     out: &mut impl Write,
     pieces: &[Piece],
     f: &Failure,
+    values: &Values,
     msg_line: Option<&str>,
 ) -> std::io::Result<()> {
     for piece in pieces {
         match piece {
             Piece::Text(t) => out.write_all(t.as_bytes())?,
-            // An action's <ip> is the ticket id (fail2ban's ActionInfo), not the `ip` group.
-            Piece::Tag(t) if t == "ip" || t == "fid" || t == "id" => write_escaped(out, &f.fid)?,
+            // fail2ban's ActionInfo: <ip> is the ticket's `ip` data, else its id; <fid> the id
+            Piece::Tag(t) if t == "ip" => {
+                if let Some(k) = &values.ip {
+                    write_address(out, f, k)?;
+                }
+            }
+            Piece::Tag(t) if t == "fid" || t == "id" => write_id(out, f)?,
             Piece::Tag(t) if t == "time" => write_time(out, f.time)?,
             Piece::Tag(t) if t == "matches" => write_escaped(out, &f.matches.join("\n"))?,
             Piece::Tag(t) if t == "msg" => {
@@ -354,7 +444,10 @@ fn substitute(
             Piece::Tag(t) => {
                 let value = t
                     .strip_prefix("F-")
-                    .and_then(|name| f.groups.get(name.to_ascii_lowercase().as_str()))
+                    .and_then(|name| {
+                        f.groups
+                            .get(banhammer_core::failtags::map_tag_name(name).as_str())
+                    })
                     .map(pyfmt::group_value_str);
                 match value {
                     Some(v) => write_escaped(out, &v)?,
@@ -418,7 +511,8 @@ fn failure_json(f: &Failure) -> Value {
         })
         .collect();
     json!({
-        "id": f.fid,
+        "id": id_of(f),
+        "ip": address_of(f).map(|a| a.to_string()),
         "time": f.time,
         "failregex": f.failregex + 1,
         "groups": groups,
@@ -629,6 +723,7 @@ impl Report<'_> {
             "\nLines: {} lines, {} ignored, {} matched, {} missed",
             s.tested, s.ignored, s.matched, s.missed
         )?;
+
         writeln!(out, "[processed in {:.2} sec]", self.elapsed)?;
         writeln!(out)?;
 
@@ -731,6 +826,7 @@ impl Report<'_> {
             "date_templates": s.date_hits.iter().enumerate().filter(|(_, n)| **n > 0)
                 .map(|(i, n)| json!({"name": detector.template_name(i), "hits": n})).collect::<Vec<_>>(),
             "lines": {"total": s.tested, "ignored": s.ignored, "matched": s.matched, "missed": s.missed},
+            "failures_without_address": s.without_address,
             "matched_lines": lines_of(&s.matched_lines)?,
             "ignored_lines": lines_of(&s.ignored_lines)?,
             "missed_lines": lines_of(&s.missed_lines)?,
@@ -799,6 +895,95 @@ mod tests {
         assert_eq!(shortstr("short"), "short");
         let long = "x".repeat(60);
         assert_eq!(shortstr(&long), format!("{}...", "x".repeat(50)));
+    }
+
+    /// `-o` lines of `line` through a one-regex filter.
+    fn out(format: &str, failregex: &str, line: &str) -> String {
+        let filter = Filter::new(&banhammer_core::filter::FilterConfig {
+            prefregex: None,
+            failregex: vec![failregex.to_string()],
+            ignoreregex: vec![],
+            maxlines: 1,
+            datepattern: None,
+            usedns: UseDns::Raw,
+            timezone: jiff::tz::TimeZone::UTC,
+            now: 1_700_000_000,
+        })
+        .unwrap();
+        let res = filter.runner().process_line(
+            line,
+            &banhammer_core::filter::ProcessOptions {
+                check_all: false,
+                now: 1_700_000_000.0,
+            },
+        );
+        let format = OutFormat::parse(format);
+        let mut buf = Vec::new();
+        for f in &res.failures {
+            format.write(&mut buf, f).unwrap();
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    /// Where `-o` asks for an address (`ip`, `<ip>`), a non-canonical one is never printed
+    /// (no line at all); ids are printed as fail2ban reports them, addresses normalised.
+    #[test]
+    fn regex_output_never_prints_a_non_canonical_address() {
+        for host in ["001.002.003.013", "1.2.3.256", "\u{661}.2.3.4"] {
+            let line = format!("fail from {host}");
+            assert_eq!(out("ip", "^fail from <HOST>$", &line), "", "{host}");
+            assert_eq!(
+                out("<ip> <time>", "^fail from <HOST>$", &line),
+                "",
+                "{host}"
+            );
+            assert_eq!(out("id", "^fail from <HOST>$", &line), format!("{host}\n"));
+            assert_eq!(
+                out("<fid>!", "^fail from <HOST>$", &line),
+                format!("{host}!\n")
+            );
+        }
+        assert_eq!(out("ip", "^fail from <F-ID/>$", "fail from 6.6"), "");
+        assert_eq!(
+            out(
+                "<ip> <time>",
+                "^fail from <HOST>$",
+                "fail from ::ffff:192.0.2.7"
+            ),
+            "192.0.2.7 1700000000.0\n"
+        );
+        assert_eq!(
+            out(
+                "id",
+                "^fail from <F-ID/>$",
+                "fail from 2001:0DB8:0:0:0:0:0:1"
+            ),
+            "2001:db8::1\n"
+        );
+        assert_eq!(
+            out("row", "^fail from <SUBNET>$", "fail from 192.0.2.9/24")
+                .split(',')
+                .next(),
+            Some("['192.0.2.0/24'")
+        );
+    }
+
+    /// fail2ban-regex's `<ip>` is the address captured beside a different failure id (its
+    /// ticket's `ip` data), `<fid>` and `<F-ID>` the id.
+    #[test]
+    fn regex_output_ip_is_the_host_beside_an_id() {
+        let re = "^user <F-ID/> from <HOST>$";
+        assert_eq!(
+            out("<ip>|<fid>|<F-ID>", re, "user alice from 192.0.2.7"),
+            "192.0.2.7|alice|alice\n"
+        );
+        assert_eq!(out("ip", re, "user alice from 192.0.2.7"), "192.0.2.7\n");
+        assert_eq!(out("id", re, "user alice from 192.0.2.7"), "alice\n");
+        assert_eq!(
+            out("<fid>", re, "user alice from 001.002.003.013"),
+            "alice\n"
+        );
+        assert_eq!(out("ip", re, "user alice from 001.002.003.013"), "");
     }
 
     #[test]

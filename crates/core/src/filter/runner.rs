@@ -75,8 +75,9 @@ pub enum HostKind {
     Id,
     /// An address with a prefix length (group `cidr`).
     Subnet {
-        /// Prefix length as captured.
-        cidr: u32,
+        /// The prefix length, `None` when the captured text is not a canonical one (ASCII
+        /// decimal without leading zeros, at most 128): such a failure has no address.
+        cidr: Option<u8>,
     },
 }
 
@@ -858,10 +859,11 @@ impl<'f> FilterRunner<'f> {
             let mut kind = HostKind::Id;
             let mut host: Option<String> = None;
             let mut raw = true;
+            // fail2ban: `int(fail.get('cidr') or FAM)`; only canonical text is a prefix here
             let cidr = fail
                 .str("cidr")
                 .filter(|c| !c.is_empty())
-                .and_then(|c| c.parse::<u32>().ok());
+                .map(crate::jail::canonical::parse_prefix_len);
             if fail.str("ip4").is_some() {
                 host = fail.owned_str("ip4");
                 kind = cidr.map_or(HostKind::Ip4, |c| HostKind::Subnet { cidr: c });

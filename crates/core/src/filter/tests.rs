@@ -136,7 +136,7 @@ fn fid_and_alt_tuple_groups() {
     // subnet
     let f = Filter::new(&cfg(&[r"^net <SUBNET>"])).unwrap();
     let res = f.runner().process_line("net 192.0.2.0/24", &opts(false));
-    assert_eq!(res.failures[0].kind, HostKind::Subnet { cidr: 24 });
+    assert_eq!(res.failures[0].kind, HostKind::Subnet { cidr: Some(24) });
     // usedns=no: no DNS alternative
     let mut c = cfg(&[r"^from <HOST>$"]);
     c.usedns = UseDns::No;

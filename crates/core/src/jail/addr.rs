@@ -3,8 +3,10 @@
 //! Owns [`IpNet`] (an address with a prefix length, host bits cleared) and [`IgnoreList`] (a
 //! prefix trie per family plus the DNS names the caller resolves). Receives text in fail2ban's
 //! forms: `1.2.3.4`, `[2001:db8::1]`, `1.2.3.0/24`, `10.0.0.1/255.0.0.0`, `127.0.0.1/8` (which
-//! means the network `127.0.0.0/8`, host bits dropped), `2001:db8::/32`, or a host name. Emits
-//! membership answers naming what matched, in O(prefix length) whatever the list size.
+//! means the network `127.0.0.0/8`, host bits dropped), `2001:db8::/32`, or a host name —
+//! addresses, masks and prefix lengths in canonical text only, host names in strict DNS
+//! syntax ([`super::canonical`]). Emits membership answers naming what matched, in
+//! O(prefix length) whatever the list size.
 //!
 //! IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are normalised to IPv4 everywhere, as
 //! fail2ban does for single addresses; we also fold a mapped *network* with a prefix ≥ 96 to
@@ -14,6 +16,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+use super::canonical::{
+    is_host_name, parse_canonical_ip, parse_canonical_unmapped, parse_prefix_len,
+};
 
 /// Why a piece of text is not an address or network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +42,15 @@ pub enum AddrError {
         /// The whole text as given.
         text: String,
     },
+    /// Neither a canonical address or network nor a DNS host name.
+    #[error(
+        "{text:?} is neither an address, a network nor a host name (expected e.g. 192.0.2.7, \
+         2001:db8::/32 or host.example; IPv4 as four decimal numbers 0-255 without leading zeros)"
+    )]
+    NotAddressOrName {
+        /// The text as given.
+        text: String,
+    },
     /// Empty text.
     #[error("empty address")]
     Empty,
@@ -52,11 +67,10 @@ pub fn normalize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Parse one address like fail2ban does: optional `[...]` brackets, IPv4-mapped → IPv4.
+/// Parse one address: canonical text only (see [`super::canonical`]), optionally in `[...]`
+/// brackets as fail2ban accepts, IPv4-mapped → IPv4. No surrounding spaces.
 pub fn parse_ip(text: &str) -> Option<IpAddr> {
-    let t = text.trim();
-    let t = strip_brackets(t);
-    IpAddr::from_str(t).ok().map(normalize_ip)
+    parse_canonical_ip(text)
 }
 
 fn strip_brackets(t: &str) -> &str {
@@ -187,9 +201,9 @@ impl fmt::Display for IpNet {
     }
 }
 
-/// Prefix length of a dotted/colon mask (`255.255.255.0` → 24), if contiguous.
+/// Prefix length of a dotted/colon mask (`255.255.255.0` → 24), if canonical and contiguous.
 fn mask_to_prefix(text: &str) -> Option<u8> {
-    let ip = IpAddr::from_str(text.trim()).ok()?;
+    let ip = parse_canonical_unmapped(text)?;
     let (b, width) = bits(ip);
     let ones = b.leading_ones();
     // Contiguous: after the leading ones, everything (within the family) is zero.
@@ -202,9 +216,11 @@ fn mask_to_prefix(text: &str) -> Option<u8> {
 impl FromStr for IpNet {
     type Err = AddrError;
 
-    /// `addr`, `[addr]`, `addr/len` or `addr/mask`.
+    /// `addr`, `[addr]`, `addr/len`, `addr/mask` or any of those in brackets: canonical
+    /// text only (see [`super::canonical`]: `1.2.3.04/8` and `1.2.3.4/024` are refused), no
+    /// spaces.
     fn from_str(text: &str) -> Result<Self, AddrError> {
-        let t = strip_brackets(text.trim());
+        let t = strip_brackets(text);
         if t.is_empty() {
             return Err(AddrError::Empty);
         }
@@ -215,16 +231,15 @@ impl FromStr for IpNet {
                     text: text.to_string(),
                 });
         };
-        let addr = IpAddr::from_str(strip_brackets(a.trim())).map_err(|_| AddrError::Address {
+        let addr = parse_canonical_unmapped(a).ok_or_else(|| AddrError::Address {
             text: text.to_string(),
         })?;
-        let p = p.trim();
         let prefix = if p.contains('.') || p.contains(':') {
             mask_to_prefix(p).ok_or_else(|| AddrError::Mask {
                 text: text.to_string(),
             })?
         } else {
-            p.parse::<u8>().map_err(|_| AddrError::Prefix {
+            parse_prefix_len(p).ok_or_else(|| AddrError::Prefix {
                 text: text.to_string(),
             })?
         };
@@ -275,6 +290,26 @@ impl PrefixTrie {
         self.nodes[at].terminal = true;
         // Everything below is now covered; drop the links so lookups stop here.
         self.nodes[at].child = [0, 0];
+    }
+
+    /// Whether the network of the first `prefix` bits of `b` meets a stored network: lies
+    /// inside one (a terminal node on its path) or holds one (its path exists to the end:
+    /// nodes exist only on the way to a terminal one).
+    fn overlaps(&self, b: u128, prefix: u8) -> bool {
+        let Some(mut node) = self.nodes.first() else {
+            return false;
+        };
+        for i in 0..u32::from(prefix) {
+            if node.terminal {
+                return true;
+            }
+            let bit = ((b >> (127 - i)) & 1) as usize;
+            match self.nodes.get(node.child[bit] as usize) {
+                Some(n) if node.child[bit] != 0 => node = n,
+                _ => return false,
+            }
+        }
+        true
     }
 
     fn contains(&self, b: u128, width: u8) -> bool {
@@ -362,8 +397,10 @@ impl IgnoreList {
     /// Add one entry: an address, a network or a host name. Exact duplicates are skipped
     /// (fail2ban: "Ignore duplicate"); returns whether it was added.
     ///
-    /// Text that is not an address is taken as a host name, as fail2ban does, unless it
-    /// contains `/` (a malformed network).
+    /// Text that is not an address is taken as a host name, as fail2ban does, but only a
+    /// strict DNS host name ([`super::canonical::is_host_name`]): anything else (a malformed
+    /// network, `1.2.3.04`, `127.1`, `my_host`) is an error rather than an entry that could
+    /// never be resolved — or that a resolver would read as some other address.
     pub fn add(&mut self, text: &str) -> Result<bool, AddrError> {
         let t = text.trim();
         if t.is_empty() {
@@ -371,8 +408,13 @@ impl IgnoreList {
         }
         let entry = match t.parse::<IpNet>() {
             Ok(net) => IgnoreEntry::Net(net),
-            Err(e) if t.contains('/') || looks_numeric(t) => return Err(e),
-            Err(_) => IgnoreEntry::Name(t.to_string()),
+            Err(e) if t.contains('/') => return Err(e),
+            Err(_) if is_host_name(t) => IgnoreEntry::Name(t.to_string()),
+            Err(_) => {
+                return Err(AddrError::NotAddressOrName {
+                    text: t.to_string(),
+                })
+            }
         };
         if self.entries.contains(&entry) {
             return Ok(false);
@@ -535,10 +577,29 @@ impl IgnoreList {
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.matches(ip, false).is_some()
     }
-}
 
-/// Text made only of digits, dots and colons is a broken address, never a host name.
-fn looks_numeric(t: &str) -> bool {
-    t.chars()
-        .all(|c| c.is_ascii_digit() || c == '.' || c == ':')
+    /// Whether network `net` is ignored, and why: when it lies inside an ignored network or
+    /// holds any ignored address or network (banning it would ban them too), checked in the
+    /// order of [`IgnoreList::matches`]. A single-address network is [`IgnoreList::matches`].
+    pub fn matches_net(&self, net: IpNet, ignoreself: bool) -> Option<IgnoreSource> {
+        if net.is_single() {
+            return self.matches(net.addr(), ignoreself);
+        }
+        if ignoreself && self.self_addrs.iter().any(|a| net.contains(*a)) {
+            return Some(IgnoreSource::SelfAddr);
+        }
+        let (b, _) = bits(net.addr());
+        let trie = if net.addr().is_ipv4() {
+            &self.v4
+        } else {
+            &self.v6
+        };
+        if trie.overlaps(b, net.prefix()) {
+            return Some(IgnoreSource::Ip);
+        }
+        if self.resolved_set.iter().any(|a| net.contains(*a)) {
+            return Some(IgnoreSource::Dns);
+        }
+        None
+    }
 }

@@ -116,6 +116,12 @@ pub enum DropReason {
     ExpiredBan,
     /// Already banned and the new ban would not end later.
     AlreadyBanned,
+    /// The key is not an address or network ([`FailureKey::Id`]): never counted nor banned,
+    /// since a firewall cannot hold it and an action would get it as `<ip>` verbatim
+    /// (`001.002.003.013` is 1.2.3.11 to iptables). Filters never make such keys
+    /// ([`super::failure_target`]); this stops any other way in (a ban stored by an older
+    /// version, a caller's mistake).
+    NotAnAddress,
 }
 
 /// What a failure or ban command led to.
@@ -256,11 +262,13 @@ impl JailState {
         self.policy = policy;
     }
 
-    /// Whether `key` is ignored, and why (only addresses can be).
+    /// Whether `key` is ignored, and why (only addresses and networks can be; a network is
+    /// ignored when it meets an ignored address or network, since banning it would ban them).
     pub fn is_ignored(&self, key: &FailureKey) -> Option<IgnoreSource> {
         match key {
             FailureKey::Ip(ip) => self.ignore.matches(*ip, self.ignoreself),
-            _ => None,
+            FailureKey::Net(net) => self.ignore.matches_net(*net, self.ignoreself),
+            FailureKey::Id(_) => None,
         }
     }
 
@@ -303,6 +311,9 @@ impl JailState {
         matches: Vec<String>,
         history: Option<BanHistory>,
     ) -> Decision {
+        if !key.is_address() {
+            return Decision::Dropped(DropReason::NotAnAddress);
+        }
         let findtime = self.tracker.config().findtime;
         let Some(time) = self.adjust_time(time, findtime) else {
             return Decision::Dropped(DropReason::TooOld);
@@ -350,6 +361,9 @@ impl JailState {
     /// policy's length (incremented with `history`).
     pub fn ban(&mut self, key: FailureKey, now: f64, history: Option<BanHistory>) -> Decision {
         self.now = Some(now);
+        if !key.is_address() {
+            return Decision::Dropped(DropReason::NotAnAddress);
+        }
         let ticket = FailTicket {
             key,
             retry: 0,
@@ -372,6 +386,9 @@ impl JailState {
         now: f64,
     ) -> Decision {
         self.now = Some(now);
+        if !key.is_address() {
+            return Decision::Dropped(DropReason::NotAnAddress);
+        }
         if let Some(src) = self.is_ignored(&key) {
             return Decision::Ignored(src);
         }

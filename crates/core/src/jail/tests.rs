@@ -803,6 +803,71 @@ fn ignoreip_forms() {
     assert!(IgnoreList::parse("1.2.3").is_err());
 }
 
+/// Sibling of "non-canonical addresses become bans": an `ignoreip` entry that is neither a
+/// canonical address/network nor a strict host name is refused, rather than kept as a name
+/// that a resolver would read as another address (`127.1` → 127.0.0.1) or never resolve.
+#[test]
+fn ignoreip_refuses_non_canonical_entries() {
+    for bad in [
+        "127.1",
+        "001.002.003.013",
+        "1.2.3.256",
+        "\u{661}.2.3.4",
+        "0x7f.0.0.1",
+        "0x7f000001",
+        "10.0.0.0/08",
+        "10.0.0.0/+8",
+        "010.0.0.0/8",
+        "my_host",
+        "fe80::1%eth0",
+    ] {
+        let err = IgnoreList::parse(bad).expect_err(bad);
+        assert!(err.to_string().contains(bad), "{bad:?}: {err}");
+    }
+    let list = IgnoreList::parse("gw.example localhost 10.0.0.0/8").unwrap();
+    assert_eq!(
+        list.names().collect::<Vec<_>>(),
+        ["gw.example", "localhost"]
+    );
+}
+
+/// A network key (a `<SUBNET>` ban, a client's `ban 0.0.0.0/0`) is ignored when banning it
+/// would ban an ignored address: inside an ignored network, or holding an ignored address.
+#[test]
+fn a_network_that_meets_an_ignored_address_is_ignored() {
+    let mut list = IgnoreList::parse("192.0.2.7 10.0.0.0/8 2001:db8::/32 gw.example").unwrap();
+    list.set_resolved("gw.example", [ip("203.0.113.9")]);
+    list.set_self_addrs([ip("198.51.100.1")]);
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
+    for (n, want) in [
+        ("0.0.0.0/0", Some(IgnoreSource::Ip)),
+        ("192.0.2.0/24", Some(IgnoreSource::Ip)),
+        ("10.1.0.0/16", Some(IgnoreSource::Ip)),
+        ("8.0.0.0/6", Some(IgnoreSource::Ip)),
+        ("203.0.113.0/24", Some(IgnoreSource::Dns)),
+        ("198.51.100.0/24", None),
+        ("192.0.3.0/24", None),
+        ("11.0.0.0/8", None),
+        ("2001:db8:1::/48", Some(IgnoreSource::Ip)),
+        ("2000::/3", Some(IgnoreSource::Ip)),
+        ("2001:db9::/32", None),
+        ("192.0.2.7/32", Some(IgnoreSource::Ip)),
+    ] {
+        assert_eq!(list.matches_net(net(n), false), want, "{n}");
+    }
+    assert_eq!(
+        list.matches_net(net("198.51.100.0/24"), true),
+        Some(IgnoreSource::SelfAddr)
+    );
+    assert_eq!(IgnoreList::new().matches_net(net("0.0.0.0/0"), false), None);
+    let j = JailState::new(JailConfig {
+        ignore: IgnoreList::parse("192.0.2.7").unwrap(),
+        ..JailConfig::default()
+    });
+    assert!(j.is_ignored(&key("192.0.2.0/24")).is_some());
+    assert!(j.is_ignored(&key("192.0.3.0/24")).is_none());
+}
+
 #[test]
 fn ignoreip_dns_self_duplicates_and_removal() {
     let mut list = IgnoreList::parse("example.com 10.0.0.0/8").unwrap();
@@ -924,13 +989,43 @@ fn state_ignore_checks_first() {
         fail(&mut j, "198.51.100.9", 1.0),
         Decision::Ignored(IgnoreSource::SelfAddr)
     );
-    // Non-address ids are never ignored by ignoreip.
-    assert!(matches!(fail(&mut j, "someuser", 1.0), Decision::Ban(_)));
+    // Non-address ids are never ignored by ignoreip (nor banned: see below).
+    assert_eq!(
+        fail(&mut j, "someuser", 1.0),
+        Decision::Dropped(DropReason::NotAnAddress)
+    );
+    assert!(matches!(fail(&mut j, "192.0.2.1", 1.0), Decision::Ban(_)));
     assert_eq!(
         j.stats().total_failed,
         1,
         "ignored failures are not counted"
     );
+}
+
+/// The finding at the jail state: a non-address key (a ban stored by an older version, a
+/// caller's mistake) is never counted nor banned, by failure, by command or by restore, so
+/// no action is ever handed `001.002.003.013` as `<ip>`.
+#[test]
+fn non_address_keys_never_become_bans() {
+    let mut j = jail(1, BanTimePolicy::fixed(600.0));
+    for text in ["001.002.003.013", "6.6", "1.2.3.256", "someuser"] {
+        let k = FailureKey::Id(text.into());
+        let dropped = Decision::Dropped(DropReason::NotAnAddress);
+        assert_eq!(
+            j.on_failure(k.clone(), 1.0, vec![], None),
+            dropped,
+            "{text}"
+        );
+        assert_eq!(j.ban(k.clone(), 1.0, None), dropped, "{text}");
+        assert_eq!(
+            j.restore_ban(k.clone(), 1.0, Some(600.0), 1, 1.0),
+            dropped,
+            "{text}"
+        );
+        assert!(!j.is_banned(&k));
+    }
+    assert_eq!(j.stats().total_failed, 0);
+    assert_eq!(j.banned().count(), 0);
 }
 
 #[test]
@@ -1177,6 +1272,11 @@ fn failure_key_parse() {
     assert_eq!(key("::ffff:1.2.3.4"), FailureKey::Ip(ip("1.2.3.4")));
     assert!(matches!(key("10.0.0.0/8"), FailureKey::Net(_)));
     assert_eq!(key("host.example"), FailureKey::Id("host.example".into()));
+    assert_eq!(
+        key("001.002.003.013"),
+        FailureKey::Id("001.002.003.013".into())
+    );
+    assert_eq!(key("6.6"), FailureKey::Id("6.6".into()));
     assert_eq!(key("10.0.0.0/8").to_string(), "10.0.0.0/8");
 }
 
