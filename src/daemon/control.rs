@@ -364,12 +364,11 @@ fn no_jail(name: &str) -> Envelope {
 /// An address or network from a client (anything else is refused: it could not be
 /// banned in a firewall).
 fn parse_addr(text: &str) -> Result<FailureKey, String> {
-    match FailureKey::parse(text.trim()) {
-        FailureKey::Id(_) => Err(format!(
-            "{text:?} is not an IP address (expected e.g. 192.0.2.7, 2001:db8::7 or 192.0.2.0/24)"
-        )),
-        k => Ok(k),
-    }
+    FailureKey::parse_address(text.trim()).ok_or_else(|| {
+        format!(
+            "{text:?} is not an IP address (expected canonical text such as 192.0.2.7, 2001:db8::7 or 192.0.2.0/24)"
+        )
+    })
 }
 
 fn banned_list(rt: &super::jails::JailRuntime) -> Vec<String> {

@@ -30,6 +30,7 @@ use super::settings::Settings;
 use crate::action::nftables::NftChange;
 use crate::control::protocol::Envelope;
 use crate::metrics::Metrics;
+use crate::source::throttle::Throttle;
 use crate::{error, info, notice, warning};
 
 /// Time a turn may spend taking events before it answers urgent messages and applies.
@@ -105,6 +106,8 @@ pub struct Engine {
     pub(super) self_events: std::sync::mpsc::SyncSender<Event>,
     bulk: VecDeque<BulkJob>,
     pub(super) reload: PendingReload,
+    /// Failures of networks wider than the floor (said a few times a minute at most).
+    wide_net_warnings: Throttle,
     last_purge: Instant,
     stopping: bool,
 }
@@ -128,6 +131,7 @@ impl Engine {
             self_events,
             bulk: VecDeque::new(),
             reload: PendingReload::default(),
+            wide_net_warnings: Throttle::new(Duration::from_secs(60)),
             // The first purge right after start (in bounded steps, beside the loop): a
             // daemon restarted more often than hourly must still purge.
             last_purge: Instant::now()
@@ -306,6 +310,30 @@ impl Engine {
         });
         if let Some(m) = &self.ctx.metrics {
             m.jail(jail).failure();
+        }
+        if let FailureKey::Net(net) = &f.key {
+            // A filter's `<SUBNET>` lets the log line pick the prefix: never wider than
+            // the floor, or one line could ban half the internet.
+            let floor = &self.ctx.settings.prefix_floor;
+            let min = if net.addr().is_ipv4() {
+                floor.v4
+            } else {
+                floor.v6
+            };
+            if net.prefix() < min {
+                if let Some(held) = self.wide_net_warnings.admit(Instant::now()) {
+                    warning!(
+                        "filter",
+                        "[{jail}] {net} is wider than /{min} (prefixfloor): not counted{}",
+                        if held > 0 {
+                            format!(" ({held} more such failures not logged)")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                return;
+            }
         }
         if let Some(src) = rt.state.is_ignored(&f.key) {
             info!("filter", "[{jail}] Ignore {} by {src:?}", f.key);
@@ -536,7 +564,21 @@ impl Engine {
     pub(super) fn restore(&mut self, records: Vec<banhammer_store::BanRecord>) {
         let started = Instant::now();
         let mut by_jail: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut not_addresses = 0usize;
         for r in records {
+            // Only addresses are banned; an older version may have stored other ids.
+            let Some(key) = FailureKey::parse_address(&r.key) else {
+                not_addresses += 1;
+                if not_addresses <= 5 {
+                    warning!(
+                        "server",
+                        "[{}] stored ban of {:?} not restored: not an IP address",
+                        r.jail,
+                        r.key
+                    );
+                }
+                continue;
+            };
             let duration = (!r.is_permanent()).then_some(r.bantime);
             let fields: BTreeMap<String, String> = r
                 .data
@@ -545,7 +587,7 @@ impl Engine {
                 .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
                 .collect();
             by_jail.entry(r.jail).or_default().push(KeptBan {
-                key: FailureKey::parse(&r.key),
+                key,
                 time_of_ban: r.time_of_ban,
                 duration,
                 ban_count: r.ban_count,
@@ -555,6 +597,12 @@ impl Engine {
         let mut restored = 0;
         for (jail, bans) in by_jail {
             restored += self.put_back(&jail, bans, false);
+        }
+        if not_addresses > 5 {
+            warning!(
+                "server",
+                "{not_addresses} stored bans in all were not restored: not IP addresses"
+            );
         }
         if restored > 0 {
             info!(

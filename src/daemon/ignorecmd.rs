@@ -106,10 +106,12 @@ impl IgnoreCommand {
 /// says "not ignored" (and is logged), as in fail2ban. Blocks: run it off the main loop.
 pub fn ignored(command: &str, key: &FailureKey) -> bool {
     let script = command.replace("<ip>", "\"$1\"");
-    let family = match key {
-        FailureKey::Ip(std::net::IpAddr::V6(_)) => "inet6",
-        _ => "inet4",
+    let v6 = match key {
+        FailureKey::Ip(ip) => ip.is_ipv6(),
+        FailureKey::Net(net) => net.addr().is_ipv6(),
+        FailureKey::Id(_) => false,
     };
+    let family = if v6 { "inet6" } else { "inet4" };
     let script = script.replace("<family>", family);
     let child = Command::new("/bin/sh")
         .arg("-c")

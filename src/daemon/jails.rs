@@ -267,8 +267,10 @@ impl Jails {
             }
         };
         let (tx, rx) = sync_channel(SOURCE_QUEUE);
-        let reader = reader::spawn(jail, generation, plan.filter, rx, reader_out)
-            .map_err(|e| anyhow!("jail [{name}]: starting its reader: {e}"))?;
+        let jail_metrics = self.metrics.as_ref().map(|m| m.jail(&name));
+        let reader =
+            reader::spawn_with_metrics(jail, generation, plan.filter, rx, reader_out, jail_metrics)
+                .map_err(|e| anyhow!("jail [{name}]: starting its reader: {e}"))?;
         threads.push(reader);
         let (files, journal_matches) = match &plan.source {
             SourcePlan::Files { paths, .. } => {

@@ -539,3 +539,48 @@ fn webgroup_is_the_group_of_a_syslog_socket_that_names_none() {
     let daemon_gid = group_of("wordpress", "daemon");
     assert_ne!(daemon_gid, 0, "webgroup = daemon was not used");
 }
+
+/// A sibling of the manual-ban floor: a filter's `<SUBNET>` lets the log line choose the
+/// prefix, so a failure keyed by a network wider than the floor is never counted (one line
+/// of `… from 1.2.3.4/1` would otherwise ban half the internet).
+#[test]
+fn a_failure_of_a_network_wider_than_the_floor_is_never_counted() {
+    let mut r = rig("");
+    r.firewall.take();
+    let generation = r.engine().jails.get("wordpress").unwrap().generation;
+    let now = r.clock.now();
+    let fail = |net: &str| Event::Found {
+        jail: Arc::from("wordpress"),
+        generation,
+        failures: vec![Found {
+            key: FailureKey::Net(net.parse().unwrap()),
+            time: now,
+            matches: vec![format!("Authentication failure for x from {net}")],
+            fields: BTreeMap::new(),
+            catching_up: false,
+            ignored_by_command: false,
+        }],
+        read_at: Instant::now(),
+    };
+    for _ in 0..5 {
+        r.engine().handle(fail("0.0.0.0/1"));
+        r.engine().handle(fail("2001::/16"));
+    }
+    r.turn();
+    assert!(r.banned().is_empty());
+    assert_eq!(
+        r.engine()
+            .jails
+            .get("wordpress")
+            .unwrap()
+            .state
+            .stats()
+            .total_failed,
+        0
+    );
+    for _ in 0..3 {
+        r.engine().handle(fail("198.51.100.0/24"));
+    }
+    r.turn();
+    assert_eq!(r.banned(), ["198.51.100.0/24"]);
+}
