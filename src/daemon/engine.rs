@@ -13,7 +13,7 @@
 //! turn, whatever else is going on.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,11 @@ use super::event::{Event, Found, SignalKind, Urgent};
 use super::firewall::{Clock, KernelBan};
 use super::jails::{ActionRuntime, AfterStop, JailRuntime, Jails};
 use super::outbox::{Outbox, UnbanHow};
-use super::plan::{JailPlan, PlanOptions};
-use super::reload::{PendingReload, PreparedReload, ReloadRequest};
+use super::plan::{ActionPlan, JailPlan, PlanOptions};
+use super::reload::{self, PendingReload, PreparedReload, ReloadRequest, Snapshot};
 use super::settings::Settings;
 use crate::action::nftables::NftChange;
-use crate::control::protocol::Envelope;
+use crate::control::protocol::{Envelope, Reply};
 use crate::metrics::Metrics;
 use crate::source::throttle::Throttle;
 use crate::{error, info, notice, warning};
@@ -106,6 +106,9 @@ pub struct Engine {
     pub(super) self_events: std::sync::mpsc::SyncSender<Event>,
     bulk: VecDeque<BulkJob>,
     pub(super) reload: PendingReload,
+    /// Reloads prepared beside the loop, waiting to be swapped in.
+    prepared_rx: Receiver<PreparedReload>,
+    prepared_tx: Sender<PreparedReload>,
     /// Failures of networks wider than the floor (said a few times a minute at most).
     wide_net_warnings: Throttle,
     last_purge: Instant,
@@ -122,6 +125,7 @@ impl Engine {
         self_events: std::sync::mpsc::SyncSender<Event>,
         urgent: Receiver<Urgent>,
     ) -> Engine {
+        let (prepared_tx, prepared_rx) = std::sync::mpsc::channel();
         Engine {
             ctx,
             jails,
@@ -131,6 +135,8 @@ impl Engine {
             self_events,
             bulk: VecDeque::new(),
             reload: PendingReload::default(),
+            prepared_rx,
+            prepared_tx,
             wide_net_warnings: Throttle::new(Duration::from_secs(60)),
             // The first purge right after start (in bounded steps, beside the loop): a
             // daemon restarted more often than hourly must still purge.
@@ -171,6 +177,7 @@ impl Engine {
             Err(RecvTimeoutError::Disconnected) => self.stopping = true,
         }
         self.take_urgent();
+        self.take_prepared();
         self.expire(self.ctx.clock.now());
         self.bulk_slice();
         self.housekeeping();
@@ -189,6 +196,17 @@ impl Engine {
             n += 1;
             if n % EVENTS_PER_CLOCK_LOOK == 0 && started.elapsed() >= TURN_BUDGET {
                 return;
+            }
+        }
+    }
+
+    /// Swaps in the reloads prepared since the last turn.
+    fn take_prepared(&mut self) {
+        while let Ok(p) = self.prepared_rx.try_recv() {
+            if self.stopping {
+                p.refuse("the daemon is shutting down");
+            } else {
+                self.apply_reload(p);
             }
         }
     }
@@ -292,7 +310,6 @@ impl Engine {
                 }
             }
             Event::ReaderDone { jail, generation } => self.reader_done(&jail, generation),
-            Event::Reloaded(prepared) => self.apply_reload(*prepared),
             Event::Wake => {}
         }
     }
@@ -764,7 +781,6 @@ impl Engine {
         let deadline = Instant::now() + READER_STOP_LIMIT;
         while !self.jails.is_empty() && Instant::now() < deadline {
             match self.events.recv_timeout(Duration::from_millis(20)) {
-                Ok(Event::Reloaded(p)) => p.refuse("the daemon is shutting down"),
                 Ok(ev) => self.handle(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -781,6 +797,9 @@ impl Engine {
             self.reader_done(&name, gen);
         }
         self.refuse_urgent();
+        while let Ok(p) = self.prepared_rx.try_recv() {
+            p.refuse("the daemon is shutting down");
+        }
         self.outbox.ship(true);
         self.jails.join_stoppers();
     }
@@ -808,16 +827,148 @@ impl Engine {
     /// Starts a reload beside the loop (or queues it behind the one in progress).
     pub(super) fn request_reload(&mut self, request: ReloadRequest) {
         if let Some(request) = self.reload.admit(request) {
-            super::reload::prepare(self, request);
+            self.prepare_reload(request);
         }
     }
 
-    /// Swaps in a prepared reload, then starts the one queued behind it, if any.
-    fn apply_reload(&mut self, prepared: PreparedReload) {
-        super::reload::apply(self, prepared);
-        if let Some(next) = self.reload.finish() {
-            super::reload::prepare(self, next);
+    fn prepare_reload(&mut self, request: ReloadRequest) {
+        let running = self
+            .jails
+            .active_names()
+            .into_iter()
+            .filter_map(|n| self.jails.get(&n).map(|rt| (n, rt.spec.clone())))
+            .collect();
+        let snapshot = Snapshot {
+            config_dir: self.ctx.settings.config_dir.clone(),
+            plan_opts: self.ctx.plan_opts.clone(),
+            running,
+            now: self.ctx.clock.now(),
+            effects: self.effects().clone(),
+        };
+        let events = self.self_events.clone();
+        let prepared = self.prepared_tx.clone();
+        let deliver = Box::new(move |p: PreparedReload| {
+            // The loop is gone when this fails: nothing left to reload.
+            if prepared.send(p).is_ok() {
+                // A full channel means the loop is busy: it looks at its reloads every turn.
+                let _ = events.try_send(Event::Wake);
+            }
+        });
+        if !reload::prepare(snapshot, request, deliver) {
+            if let Some(next) = self.reload.finish() {
+                self.prepare_reload(next);
+            }
         }
+    }
+
+    /// Swaps a prepared reload in (nothing here waits), then starts the one queued behind
+    /// it, if any.
+    fn apply_reload(&mut self, prepared: PreparedReload) {
+        self.swap_in(prepared);
+        if let Some(next) = self.reload.finish() {
+            self.prepare_reload(next);
+        }
+    }
+
+    /// The swap itself: what a reload prepared becomes what runs.
+    fn swap_in(&mut self, prepared: PreparedReload) {
+        let PreparedReload { request, result } = prepared;
+        let p = match result {
+            Ok(p) => p,
+            Err(why) => {
+                error!("server", "{why}");
+                request.answer(Envelope::err(why));
+                return;
+            }
+        };
+        let only = request.only.clone();
+        let mut messages = Vec::new();
+        let gone: Vec<String> = self
+            .jails
+            .active_names()
+            .into_iter()
+            .filter(|n| !p.order.contains(n) && only.as_deref().is_none_or(|o| o == n))
+            .collect();
+        for name in gone {
+            self.jails.begin_stop(&name, AfterStop::Remove);
+            messages.push(format!("Jail '{name}' stopped (no longer enabled)"));
+        }
+        let mut new_jails = Vec::new();
+        for (name, plan) in p.plans {
+            let plan = match plan {
+                Ok(plan) => plan,
+                Err(msg) => {
+                    messages.push(msg);
+                    continue;
+                }
+            };
+            if self.jails.contains(&name) {
+                // Native sets the new plan no longer uses go when the old incarnation ends.
+                let kept: Vec<&str> = plan
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        ActionPlan::Native { spec, .. } => Some(spec.jail.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let dropped: Vec<String> = self
+                    .jails
+                    .get(&name)
+                    .map(|rt| {
+                        rt.actions
+                            .iter()
+                            .filter_map(|a| match a {
+                                ActionRuntime::Native { nft_jail, .. }
+                                    if !kept.contains(&nft_jail.as_str()) =>
+                                {
+                                    Some(nft_jail.clone())
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for j in dropped {
+                    self.outbox.effects().stop_jail(j);
+                }
+                self.jails
+                    .begin_stop(&name, AfterStop::Restart(Box::new(plan)));
+                messages.push(format!("Jail '{name}' reloaded"));
+            } else {
+                match self.start_jail(plan, Vec::new(), false) {
+                    Ok(()) => {
+                        new_jails.push(name.clone());
+                        messages.push(format!("Jail '{name}' started"));
+                    }
+                    Err(e) => messages.push(format!("ERROR: {e:#}")),
+                }
+            }
+        }
+        for name in &p.unchanged {
+            messages.push(format!("Jail '{name}' unchanged"));
+        }
+        let stored: Vec<banhammer_store::BanRecord> = p
+            .stored
+            .into_iter()
+            .filter(|b| new_jails.contains(&b.jail))
+            .collect();
+        self.restore(stored);
+        self.jails.set_order(p.order);
+        if let Some(kernel) = p.kernel {
+            self.adopt(kernel);
+        }
+        self.outbox.ship(false);
+        self.outbox.effects().prune_stale();
+        for m in &messages {
+            info!("server", "{m}");
+        }
+        let answer = if messages.iter().any(|m| m.starts_with("ERROR")) {
+            Envelope::err(messages.join("\n"))
+        } else {
+            Envelope::ok(Reply::Reloaded { messages })
+        };
+        request.answer(answer);
     }
 }
 

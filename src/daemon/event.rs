@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use banhammer_core::jail::FailureKey;
 
-use super::reload::PreparedReload;
 use crate::control::protocol::{Envelope, Request};
 use crate::source::FileCheckpoint;
 
@@ -89,9 +88,7 @@ pub enum Event {
         /// Its incarnation.
         generation: u64,
     },
-    /// A reload was prepared beside the loop (read, compiled, firewall set up): swap it in.
-    Reloaded(Box<PreparedReload>),
-    /// Nothing but a wake-up: an [`Urgent`] message is waiting.
+    /// Nothing but a wake-up: an [`Urgent`] message or a prepared reload is waiting.
     Wake,
 }
 

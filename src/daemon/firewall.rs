@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use banhammer_core::jail::IpNet;
 
@@ -80,7 +80,7 @@ impl Clock {
     pub fn now(&self) -> f64 {
         match &self.manual {
             Some(t) => f64::from_bits(t.load(Ordering::SeqCst)),
-            None => super::reader::unix_now(),
+            None => unix_now(),
         }
     }
 
@@ -91,4 +91,12 @@ impl Clock {
             t.store((now + secs).to_bits(), Ordering::SeqCst);
         }
     }
+}
+
+/// Unix time now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

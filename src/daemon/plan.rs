@@ -138,7 +138,7 @@ pub fn plan_all(tree: &ConfigTree, opts: &PlanOptions) -> Result<Vec<JailPlan>> 
     for w in &cfg.warnings {
         crate::warning!("config", "{}: {}", w.origin, w.message);
     }
-    let now = super::reader::unix_now();
+    let now = super::firewall::unix_now();
     cfg.jails
         .iter()
         .filter(|j| j.enabled)

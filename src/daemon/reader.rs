@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use banhammer_core::filter::{Failure, Filter, GroupValue, ProcessOptions, UseDns};
 use banhammer_core::jail::{failure_target, FailureKey, FailureTarget, NoAddress};
@@ -27,14 +27,6 @@ use crate::source::SourceEvent;
 
 /// Lines between two [`Event::LinesRead`] reports.
 const LINES_REPORT_EVERY: u64 = 4096;
-
-/// Unix time now.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// Failures without an address logged in full per [`NO_ADDRESS_WINDOW_SECS`]; the rest
 /// are only counted until the next window.
@@ -100,7 +92,7 @@ fn run(
         let read_at = Instant::now();
         let opts = ProcessOptions {
             check_all: false,
-            now: unix_now(),
+            now: super::firewall::unix_now(),
         };
         let (result, from_file) = match record {
             SourceEvent::Line { bytes, .. } => {

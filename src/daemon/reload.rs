@@ -1,14 +1,15 @@
-//! Reload (`SIGHUP`, `banhammer reload [JAIL]`): re-read the configuration and apply the
-//! difference, in two halves. Beside the main loop, a preparer thread reads and compiles
-//! everything, sets up the firewall side of the jails that (re)start, fetches their stored
-//! bans and reads what the kernel's sets hold; a broken configuration changes nothing and
-//! says why. Then the loop swaps the result in, without waiting for anything: jails gone
-//! from the configuration stop (their bans are lifted and their sets deleted), unchanged
-//! jails keep running untouched, changed jails restart with their bans carried over, new
-//! jails start with their stored bans, kernel elements no jail knows are adopted, and sets
-//! of jails that are not configured are removed.
+//! Reload (`SIGHUP`, `banhammer reload [JAIL]`), its first half: beside the main loop, a
+//! preparer thread reads and compiles everything, sets up the firewall side of the jails
+//! that (re)start, fetches their stored bans and reads what the kernel's sets hold; a
+//! broken configuration changes nothing and says why. Receives a [`Snapshot`] of what the
+//! loop runs; emits a [`PreparedReload`], which the loop swaps in
+//! (`Engine::apply_reload`): jails gone from the configuration stop (their bans are
+//! lifted and their sets deleted), unchanged jails keep running untouched, changed jails
+//! restart with their bans carried over, new jails start with their stored bans, kernel
+//! elements no jail knows are adopted, and sets of jails not configured are removed.
 //!
-//! One reload runs at a time; requests that arrive meanwhile wait their turn.
+//! One reload runs at a time; requests that arrive meanwhile wait their turn
+//! ([`PendingReload`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -18,14 +19,11 @@ use banhammer_config::{ConfigTree, JailSpec};
 use banhammer_store::BanRecord;
 
 use super::effects::Effects;
-use super::engine::Engine;
-use super::event::Event;
 use super::firewall::KernelBan;
-use super::jails::{ActionRuntime, AfterStop};
 use super::plan::{plan, ActionPlan, JailPlan, PlanOptions};
-use crate::control::protocol::{Envelope, Reply};
+use crate::control::protocol::Envelope;
 use crate::embedded::EMBEDDED_CONFIG;
-use crate::{error, info, warning};
+use crate::{error, warning};
 
 /// Reload requests queued behind the running one at most.
 const MAX_QUEUED: usize = 8;
@@ -39,7 +37,8 @@ pub struct ReloadRequest {
 }
 
 impl ReloadRequest {
-    fn answer(self, answer: Envelope) {
+    /// Sends the outcome to the waiting client, if any.
+    pub fn answer(self, answer: Envelope) {
         if let Some(r) = self.reply {
             let _ = r.try_send(answer);
         }
@@ -82,21 +81,23 @@ impl PendingReload {
 /// What the preparer made.
 pub struct Prepared {
     /// Enabled jails in configuration order.
-    order: Vec<String>,
+    pub order: Vec<String>,
     /// Jails to start or restart, each ready (or why not: its line of the answer).
-    plans: Vec<(String, Result<JailPlan, String>)>,
+    pub plans: Vec<(String, Result<JailPlan, String>)>,
     /// Jails whose configuration did not change.
-    unchanged: Vec<String>,
+    pub unchanged: Vec<String>,
     /// Stored bans of the jails that start anew.
-    stored: Vec<BanRecord>,
+    pub stored: Vec<BanRecord>,
     /// The kernel's elements of started jails, when they could be read.
-    kernel: Option<Vec<KernelBan>>,
+    pub kernel: Option<Vec<KernelBan>>,
 }
 
 /// A prepared reload, on its way to the loop.
 pub struct PreparedReload {
-    request: ReloadRequest,
-    result: Result<Prepared, String>,
+    /// The request (its `reply` waits for the swap's outcome).
+    pub request: ReloadRequest,
+    /// What was prepared, or why the reload is refused.
+    pub result: Result<Prepared, String>,
 }
 
 impl std::fmt::Debug for PreparedReload {
@@ -113,45 +114,45 @@ impl PreparedReload {
 }
 
 /// What the preparer needs to know of the running daemon.
-struct Snapshot {
-    config_dir: Option<PathBuf>,
-    plan_opts: PlanOptions,
+pub struct Snapshot {
+    /// The config dir overlaying the embedded tree.
+    pub config_dir: Option<PathBuf>,
+    /// Options of the plans.
+    pub plan_opts: PlanOptions,
     /// Running (not stopping) jails and their configuration.
-    running: BTreeMap<String, JailSpec>,
-    now: f64,
-    effects: Effects,
-    events: SyncSender<Event>,
+    pub running: BTreeMap<String, JailSpec>,
+    /// Now, for the plans and the stored bans.
+    pub now: f64,
+    /// The effects thread (firewall set-up, store and kernel reads).
+    pub effects: Effects,
 }
 
-/// Starts preparing `request` beside the loop.
-pub fn prepare(engine: &mut Engine, request: ReloadRequest) {
-    let running = engine
-        .jails
-        .active_names()
-        .into_iter()
-        .filter_map(|n| engine.jails.get(&n).map(|rt| (n, rt.spec.clone())))
-        .collect();
-    let snap = Snapshot {
-        config_dir: engine.ctx.settings.config_dir.clone(),
-        plan_opts: engine.ctx.plan_opts.clone(),
-        running,
-        now: engine.ctx.clock.now(),
-        effects: engine.effects().clone(),
-        events: engine.self_events.clone(),
-    };
+/// Starts preparing `request` beside the loop; `deliver` hands the result to the loop.
+/// False when the thread could not start (the request is answered then).
+pub fn prepare(
+    snap: Snapshot,
+    request: ReloadRequest,
+    deliver: Box<dyn FnOnce(PreparedReload) + Send>,
+) -> bool {
+    let (tx, rx) = mpsc::channel::<ReloadRequest>();
     let spawned = std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
+            let Ok(request) = rx.recv() else {
+                return;
+            };
             let result = build(&snap, request.only.as_deref());
-            let events = snap.events.clone();
-            let prepared = PreparedReload { request, result };
-            // The loop is gone when this fails: nothing left to reload.
-            let _ = events.send(Event::Reloaded(Box::new(prepared)));
+            deliver(PreparedReload { request, result });
         });
-    if let Err(e) = spawned {
-        error!("server", "reload: cannot start its thread: {e}");
-        if let Some(next) = engine.reload.finish() {
-            next.answer(Envelope::err("reload could not start"));
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(request);
+            true
+        }
+        Err(e) => {
+            error!("server", "reload: cannot start its thread: {e}");
+            request.answer(Envelope::err("reload could not start"));
+            false
         }
     }
 }
@@ -243,106 +244,4 @@ fn build(snap: &Snapshot, only: Option<&str>) -> Result<Prepared, String> {
         stored,
         kernel,
     })
-}
-
-/// Swaps a prepared reload in (on the loop; nothing here waits).
-pub fn apply(engine: &mut Engine, prepared: PreparedReload) {
-    let PreparedReload { request, result } = prepared;
-    let p = match result {
-        Ok(p) => p,
-        Err(why) => {
-            error!("server", "{why}");
-            request.answer(Envelope::err(why));
-            return;
-        }
-    };
-    let only = request.only.clone();
-    let mut messages = Vec::new();
-    let gone: Vec<String> = engine
-        .jails
-        .active_names()
-        .into_iter()
-        .filter(|n| !p.order.contains(n) && only.as_deref().is_none_or(|o| o == n))
-        .collect();
-    for name in gone {
-        engine.jails.begin_stop(&name, AfterStop::Remove);
-        messages.push(format!("Jail '{name}' stopped (no longer enabled)"));
-    }
-    let mut new_jails = Vec::new();
-    for (name, plan) in p.plans {
-        let plan = match plan {
-            Ok(plan) => plan,
-            Err(msg) => {
-                messages.push(msg);
-                continue;
-            }
-        };
-        if engine.jails.contains(&name) {
-            // Native sets the new plan no longer uses go when the old incarnation ends.
-            let kept: Vec<&str> = plan
-                .actions
-                .iter()
-                .filter_map(|a| match a {
-                    ActionPlan::Native { spec, .. } => Some(spec.jail.as_str()),
-                    _ => None,
-                })
-                .collect();
-            let dropped: Vec<String> = engine
-                .jails
-                .get(&name)
-                .map(|rt| {
-                    rt.actions
-                        .iter()
-                        .filter_map(|a| match a {
-                            ActionRuntime::Native { nft_jail, .. }
-                                if !kept.contains(&nft_jail.as_str()) =>
-                            {
-                                Some(nft_jail.clone())
-                            }
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            for j in dropped {
-                engine.outbox.effects().stop_jail(j);
-            }
-            engine
-                .jails
-                .begin_stop(&name, AfterStop::Restart(Box::new(plan)));
-            messages.push(format!("Jail '{name}' reloaded"));
-        } else {
-            match engine.start_jail(plan, Vec::new(), false) {
-                Ok(()) => {
-                    new_jails.push(name.clone());
-                    messages.push(format!("Jail '{name}' started"));
-                }
-                Err(e) => messages.push(format!("ERROR: {e:#}")),
-            }
-        }
-    }
-    for name in &p.unchanged {
-        messages.push(format!("Jail '{name}' unchanged"));
-    }
-    let stored: Vec<BanRecord> = p
-        .stored
-        .into_iter()
-        .filter(|b| new_jails.contains(&b.jail))
-        .collect();
-    engine.restore(stored);
-    engine.jails.set_order(p.order);
-    if let Some(kernel) = p.kernel {
-        engine.adopt(kernel);
-    }
-    engine.outbox.ship(false);
-    engine.outbox.effects().prune_stale();
-    for m in &messages {
-        info!("server", "{m}");
-    }
-    let answer = if messages.iter().any(|m| m.starts_with("ERROR")) {
-        Envelope::err(messages.join("\n"))
-    } else {
-        Envelope::ok(Reply::Reloaded { messages })
-    };
-    request.answer(answer);
 }

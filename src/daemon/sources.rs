@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use banhammer_config::JailSpec;
 use banhammer_store::Checkpoint;
 
+use super::firewall::unix_now;
 use super::plan::SourcePlan;
-use super::reader::unix_now;
 use crate::metrics::Metrics;
 use crate::source::journal::{self, JournalHandle, JournalOptions, JournalStart};
 use crate::source::syslog::{self, SyslogHandle, SyslogListen};
