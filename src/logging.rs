@@ -7,7 +7,9 @@
 //!
 //! One process-wide logger (set once by `banhammer run`, stderr until then); every room logs
 //! through the [`error!`](crate::error)/[`warning!`](crate::warning)/[`notice!`](crate::notice)/
-//! [`info!`](crate::info)/[`debug!`](crate::debug) macros with a component name. Log text
+//! [`info!`](crate::info)/[`debug!`](crate::debug) macros with a component name. In the
+//! daemon a writer thread writes the records ([`start_writer`]), so a sink that blocks
+//! drops log lines (counted and said) instead of stalling the main loop. Log text
 //! that comes from outside (log lines, usernames) is written with control characters
 //! escaped, so nothing can forge a line of this log.
 
@@ -16,8 +18,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
 
 /// fail2ban's level names, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,6 +140,81 @@ enum Sink {
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+/// The daemon's writer thread, once started: records go to it and never wait for the sink.
+static WRITER: OnceLock<Writer> = OnceLock::new();
+
+/// Records waiting for the writer thread at most; past it they are dropped and counted.
+const WRITER_QUEUE: usize = 16_384;
+
+enum Msg {
+    Line(String),
+    Flush(SyncSender<()>),
+}
+
+struct Writer {
+    tx: SyncSender<Msg>,
+    /// Dropped since last said in the log.
+    dropped: AtomicU64,
+    /// Dropped in all.
+    dropped_total: AtomicU64,
+}
+
+/// From now on, records are written by a thread of their own: a sink that blocks (a
+/// journald that does not read its stream, a full or slow disk) then costs dropped log
+/// lines — counted, and said in the log once it catches up — never a stalled caller. The
+/// daemon starts it; one-shot commands write directly.
+pub fn start_writer() -> io::Result<()> {
+    if WRITER.get().is_some() {
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(WRITER_QUEUE);
+    let _ = WRITER.set(Writer {
+        tx,
+        dropped: AtomicU64::new(0),
+        dropped_total: AtomicU64::new(0),
+    });
+    std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || {
+            for msg in rx {
+                match msg {
+                    Msg::Line(line) => write_to_sink(&line),
+                    Msg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+                let dropped = WRITER
+                    .get()
+                    .map_or(0, |w| w.dropped.swap(0, Ordering::Relaxed));
+                if dropped > 0 {
+                    write_to_sink(&format_line(
+                        Level::Warning,
+                        "server",
+                        &format!("{dropped} log line(s) dropped: the log could not keep up"),
+                    ));
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Waits (at most 5 s) until the writer thread has written every record sent so far.
+pub fn flush() {
+    let Some(w) = WRITER.get() else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    if w.tx.send(Msg::Flush(tx)).is_ok() {
+        let _ = rx.recv_timeout(std::time::Duration::from_secs(5));
+    }
+}
+
+/// Log lines dropped so far because the writer was behind.
+pub fn dropped() -> u64 {
+    WRITER
+        .get()
+        .map_or(0, |w| w.dropped_total.load(Ordering::Relaxed))
+}
 
 /// The level below which nothing is written.
 pub fn level() -> Level {
@@ -192,17 +270,32 @@ pub fn write(level: Level, component: &str, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
+    let line = format_line(level, component, &args.to_string());
+    match WRITER.get() {
+        Some(w) => {
+            if let Err(TrySendError::Full(_)) = w.tx.try_send(Msg::Line(line)) {
+                w.dropped.fetch_add(1, Ordering::Relaxed);
+                w.dropped_total.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => write_to_sink(&line),
+    }
+}
+
+fn format_line(level: Level, component: &str, text: &str) -> String {
     let now = jiff::ZonedDateTime::now();
     let stamp = now.strftime("%Y-%m-%d %H:%M:%S");
     let millis = now.subsec_nanosecond() / 1_000_000;
-    let text = args.to_string();
-    let message = escape_controls(&text);
-    let line = format!(
+    let message = escape_controls(text);
+    format!(
         "{stamp},{millis:03} {:<24}[{}]: {:<7} {message}\n",
         format!("banhammer.{component}"),
         std::process::id(),
         level.name(),
-    );
+    )
+}
+
+fn write_to_sink(line: &str) {
     let Ok(mut g) = SINK.lock() else {
         return;
     };

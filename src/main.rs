@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cli::config::run(cmd),
         Command::Client(cmd) => cli::client::run(cmd),
     };
+    // Records still queued for the daemon's log writer are written before the exit.
+    banhammer::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

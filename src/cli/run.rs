@@ -83,6 +83,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     crate::logging::set_level(settings.log_level);
     crate::logging::set_target(&settings.log_target)
         .with_context(|| format!("logtarget {:?}: cannot open it", settings.log_target))?;
+    // From here on the daemon never waits for its log sink.
+    crate::logging::start_writer().context("starting the log writer")?;
     if settings.syslog_requested {
         warning!(
             "server",
@@ -115,6 +117,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             let server = crate::metrics::serve(addr, m.clone())
                 .with_context(|| format!("--metrics {addr}"))?;
             register_server(&m, "metrics", server.stats_reader());
+            m.register(
+                "banhammer_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because the log sink did not keep up (the daemon never waits for it).",
+                &[],
+                Box::new(crate::logging::dropped),
+            );
             info!("server", "metrics on http://{addr}/metrics");
             (Some(m), Some(server))
         }
@@ -153,6 +162,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     drop(control);
     daemon.shutdown();
     info!("server", "Exiting banhammer");
+    crate::logging::flush();
     Ok(())
 }
 

@@ -695,3 +695,43 @@ fn a_billion_laughs_config_is_refused_on_reload_and_the_old_one_keeps_running() 
     assert!(d.client(&["ping"]).status.success());
     assert!(d.stop().success());
 }
+
+/// A sibling of the stalled main loop: every record was written to the log sink by the
+/// thread that logged it, so a sink that stops reading (a journald that does not drain the
+/// daemon's stderr, a stuck disk) froze the whole daemon. Records go through a writer
+/// thread now; a blocked sink costs dropped log lines, never a ban or an answer.
+#[test]
+fn a_log_sink_that_never_reads_does_not_stall_the_daemon() {
+    let s = Setup::new("[wordpress]\nenabled = true\nlogpath = {LOG}\nbanaction = dummy\n");
+    // Logs to stderr: a pipe nobody reads, full after ~64 KiB.
+    fs::write(
+        s.conf().join("fail2ban.local"),
+        format!(
+            "[Definition]\nsocket = {d}/bh.sock\npidfile = {d}/bh.pid\ndbfile = {d}/bh.sqlite3\nloglevel = INFO\nlogtarget = STDERR\n",
+            d = s.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = env::banhammer()
+        .args(["run", "--config-dir"])
+        .arg(s.conf())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _unread = child.stderr.take();
+    let d = Daemon {
+        child,
+        socket: s.socket(),
+        log: s.path().join("none.log"),
+    };
+    d.wait_ready();
+    // Each failure is an INFO line of ~130 bytes: far more than the pipe holds.
+    for i in 0..3000 {
+        s.fail("admin", &format!("10.7.{}.{}", i / 250, 1 + i % 250), 1);
+    }
+    s.fail("admin", "192.0.2.99", 3);
+    d.wait_banned("wordpress", "192.0.2.99");
+    assert!(d.client(&["ping"]).status.success());
+}
