@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banhammer_core::jail::{Ban, BanHistory, Decision, FailureKey, TimeMode, Unban};
+use banhammer_core::jail::{Ban, BanHistory, Decision, FailureKey, JailState, TimeMode, Unban};
 
 use super::effects::Effects;
 use super::event::{Event, Found, SignalKind, Urgent};
@@ -74,6 +74,8 @@ enum BulkJob {
         jail: String,
         bans: Vec<(Ban, BTreeMap<String, String>)>,
         in_kernel: bool,
+        /// Carried over a restart: no "Restore Ban" line each (one summary was logged).
+        quiet: bool,
     },
 }
 
@@ -470,13 +472,16 @@ impl Engine {
                     jail,
                     bans,
                     in_kernel,
+                    quiet,
                 } => {
-                    let (jail, in_kernel) = (jail.clone(), *in_kernel);
+                    let (jail, in_kernel, quiet) = (jail.clone(), *in_kernel, *quiet);
                     let slice: Vec<_> = bans.drain(..take).collect();
                     for (ban, fields) in &slice {
-                        notice!("actions", "[{jail}] Restore Ban {}", ban.key);
-                        if let Some(m) = &self.ctx.metrics {
-                            m.jail(&jail).ban();
+                        if !quiet {
+                            notice!("actions", "[{jail}] Restore Ban {}", ban.key);
+                            if let Some(m) = &self.ctx.metrics {
+                                m.jail(&jail).ban();
+                            }
                         }
                         if let Some(rt) = self.jails.get_mut(&jail) {
                             self.outbox
@@ -527,27 +532,55 @@ impl Engine {
 
     /// Starts a jail whose plan is ready (its firewall side set up), with `carry`: bans of
     /// an earlier incarnation to keep (`carry_in_kernel`: its kernel sets hold them still).
-    pub(super) fn start_jail(
-        &mut self,
-        plan: JailPlan,
-        carry: Vec<Ban>,
-        carry_in_kernel: bool,
-    ) -> anyhow::Result<()> {
+    pub(super) fn start_jail(&mut self, plan: JailPlan) -> anyhow::Result<()> {
         let name = plan.spec.name.clone();
         let positions = self.outbox.positions_of(&name);
-        self.jails.start(plan, positions)?;
-        let carried = carry
-            .into_iter()
-            .map(|b| KeptBan {
-                key: b.key,
-                time_of_ban: b.time_of_ban,
-                duration: b.duration,
-                ban_count: b.ban_count,
-                fields: BTreeMap::new(),
-            })
-            .collect();
-        self.put_back(&name, carried, carry_in_kernel);
+        self.jails.start(plan, positions, None)?;
         Ok(())
+    }
+
+    /// Starts the next incarnation of a jail whose configuration changed, with the state
+    /// (the bans) of the last one moved over — not copied: a jail with 200,000 bans
+    /// restarts within a turn. The kernel is told only when the sets changed
+    /// (`in_kernel` false), the command actions always (theirs were stopped).
+    fn restart_jail(&mut self, plan: JailPlan, old: JailState, in_kernel: bool) {
+        let name = plan.spec.name.clone();
+        let has_commands = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, ActionPlan::Command(_)));
+        let (state, ended) = old.carry_over(plan.state.clone());
+        let positions = self.outbox.positions_of(&name);
+        let carried = state.stats().currently_banned;
+        if let Err(e) = self.jails.start(plan, positions, Some(state)) {
+            error!("jail", "[{name}] did not restart: {e:#}");
+            return;
+        }
+        for u in &ended {
+            notice!("actions", "[{name}] Unban {} (ignored now)", u.ban.key);
+            self.end_ban(&name, u, UnbanHow::Expired);
+        }
+        if carried > 0 {
+            info!("jail", "[{name}] {carried} ban(s) carried over");
+        }
+        if has_commands || !in_kernel {
+            let bans: Vec<(Ban, BTreeMap<String, String>)> = self
+                .jails
+                .get(&name)
+                .map(|rt| {
+                    rt.state
+                        .banned()
+                        .map(|b| (b.clone(), BTreeMap::new()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.bulk.push_back(BulkJob::Restored {
+                jail: name,
+                bans,
+                in_kernel,
+                quiet: true,
+            });
+        }
     }
 
     /// Puts bans back into a jail's state at once, and queues their side effects.
@@ -571,6 +604,7 @@ impl Engine {
                 jail: jail.to_string(),
                 bans: restored,
                 in_kernel,
+                quiet: false,
             });
         }
         n
@@ -715,7 +749,16 @@ impl Engine {
         self.bulk.retain(|job| match job {
             BulkJob::Unbans { jail: j, .. } | BulkJob::Restored { jail: j, .. } => j != jail,
         });
-        let bans: Vec<Ban> = rt.state.banned().cloned().collect();
+        let has_commands = rt
+            .actions
+            .iter()
+            .any(|a| matches!(a, ActionRuntime::Command { .. }));
+        // Only command actions need each ban (to unban it as they stop).
+        let bans: Vec<Ban> = if has_commands || matches!(after, AfterStop::Remove) {
+            rt.state.banned().cloned().collect()
+        } else {
+            Vec::new()
+        };
         match after {
             AfterStop::Shutdown => self.jails.stop_actions(rt, &bans),
             AfterStop::Remove => {
@@ -743,7 +786,7 @@ impl Engine {
                     v.sort();
                     v
                 };
-                let old = sets(
+                let old_sets = sets(
                     rt.actions
                         .iter()
                         .filter_map(|a| match a {
@@ -754,12 +797,14 @@ impl Engine {
                         })
                         .collect(),
                 );
-                let new = sets(plan.native_sets());
+                let in_kernel = old_sets == sets(plan.native_sets());
                 let _ = rt.pump_commands();
+                let state = std::mem::replace(
+                    &mut rt.state,
+                    JailState::new(banhammer_core::jail::JailConfig::default()),
+                );
                 self.jails.stop_actions(rt, &bans);
-                if let Err(e) = self.start_jail(*plan, bans, old == new) {
-                    error!("jail", "[{jail}] did not restart: {e:#}");
-                }
+                self.restart_jail(*plan, state, in_kernel);
             }
         }
     }
@@ -936,7 +981,7 @@ impl Engine {
                     .begin_stop(&name, AfterStop::Restart(Box::new(plan)));
                 messages.push(format!("Jail '{name}' reloaded"));
             } else {
-                match self.start_jail(plan, Vec::new(), false) {
+                match self.start_jail(plan) {
                     Ok(()) => {
                         new_jails.push(name.clone());
                         messages.push(format!("Jail '{name}' started"));

@@ -239,6 +239,7 @@ impl Jails {
         &mut self,
         plan: JailPlan,
         checkpoints: HashMap<String, Checkpoint>,
+        state: Option<JailState>,
     ) -> Result<&mut JailRuntime> {
         let name = plan.spec.name.clone();
         let generation = self.next_generation;
@@ -247,7 +248,8 @@ impl Jails {
         for a in &plan.actions {
             actions.push(self.start_action(&name, a, plan.spec.bantime)?);
         }
-        let state = JailState::new(plan.state.clone());
+        // A restart keeps its state (the bans), under the new configuration.
+        let state = state.unwrap_or_else(|| JailState::new(plan.state.clone()));
         let jail: Arc<str> = Arc::from(name.as_str());
         let mut threads = Vec::new();
         // Reader → (ignorecommand gate →) main loop.

@@ -189,7 +189,7 @@ impl Daemon {
                     .map_err(|e| anyhow!("jail [{name}] action {actname}: nftables: {e}"))?;
             }
         }
-        self.engine.start_jail(p, Vec::new(), false)
+        self.engine.start_jail(p)
     }
 
     /// The way in for the control socket and the signal handler.

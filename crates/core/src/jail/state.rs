@@ -216,6 +216,30 @@ impl JailState {
         }
     }
 
+    /// The state of the same jail under a changed configuration (a reload): its bans stay,
+    /// with their ends and counts; its tracked failures start anew (a restarted jail
+    /// counts afresh, as fail2ban's does). Bans of addresses the new configuration ignores
+    /// end, and are returned. Costs one ignore-list lookup per ban, nothing more: the bans
+    /// are moved, not copied.
+    pub fn carry_over(self, config: JailConfig) -> (JailState, Vec<Unban>) {
+        let mut next = JailState {
+            bans: self.bans,
+            expiry: self.expiry,
+            next_seq: self.next_seq,
+            total_banned: self.total_banned,
+            now: self.now,
+            ..JailState::new(config)
+        };
+        let ignored: Vec<FailureKey> = next
+            .bans
+            .keys()
+            .filter(|k| next.is_ignored(k).is_some())
+            .cloned()
+            .collect();
+        let ended = ignored.iter().filter_map(|k| next.unban(k)).collect();
+        (next, ended)
+    }
+
     /// Tell the state the current time (wall clock in the daemon, log time in replay).
     pub fn set_now(&mut self, now: f64) {
         self.now = Some(now);

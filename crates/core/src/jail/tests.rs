@@ -1456,3 +1456,37 @@ proptest! {
         }
     }
 }
+
+/// A reload that changes a jail moves its state over: bans stay with their ends (and still
+/// expire on time), failures start anew, bans of addresses the new list ignores end.
+#[test]
+fn state_carry_over_keeps_bans_and_forgets_failures() {
+    let mut j = jail(2, BanTimePolicy::fixed(600.0));
+    fail(&mut j, "192.0.2.1", 100.0);
+    assert!(matches!(fail(&mut j, "192.0.2.1", 110.0), Decision::Ban(_)));
+    fail(&mut j, "192.0.2.2", 100.0);
+    assert!(matches!(fail(&mut j, "192.0.2.2", 110.0), Decision::Ban(_)));
+    fail(&mut j, "192.0.2.3", 120.0);
+    let config = JailConfig {
+        tracker: TrackerConfig {
+            maxretry: 5,
+            findtime: 600.0,
+            maxmatches: 3,
+            max_tracked: 1000,
+        },
+        bantime: BanTimePolicy::fixed(60.0),
+        ignore: IgnoreList::parse("192.0.2.2").unwrap(),
+        ignoreself: false,
+        time_mode: TimeMode::Replay,
+        rng_seed: 1,
+    };
+    let (mut k, ended) = j.carry_over(config);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].ban.key, key("192.0.2.2"));
+    assert!(k.is_banned(&key("192.0.2.1")));
+    assert_eq!(k.stats().currently_failed, 0, "failures start anew");
+    assert_eq!(k.tracker().config().maxretry, 5);
+    // The carried ban still ends when it was due (110 + 600), not by the new bantime.
+    assert!(k.expire(709.0).is_empty());
+    assert_eq!(k.expire(710.0).len(), 1);
+}
