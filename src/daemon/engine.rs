@@ -42,6 +42,8 @@ const EXPIRE_PER_TURN: usize = 2_000;
 /// Bans and unbans of bulk work (`unban --all`, restored and carried bans) told to the
 /// command actions, the kernel and the log per turn.
 const BULK_PER_TURN: usize = 2_000;
+/// A turn this long is reported (it delays control answers by as much).
+const SLOW_TURN: Duration = Duration::from_millis(100);
 /// Longest sleep without an event.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// How often the store purges old history (and once at start).
@@ -113,6 +115,8 @@ pub struct Engine {
     prepared_tx: Sender<PreparedReload>,
     /// Failures of networks wider than the floor (said a few times a minute at most).
     wide_net_warnings: Throttle,
+    /// Turns slower than [`SLOW_TURN`] (said a few times a minute at most).
+    slow_turns: Throttle,
     last_purge: Instant,
     stopping: bool,
 }
@@ -140,6 +144,7 @@ impl Engine {
             prepared_rx,
             prepared_tx,
             wide_net_warnings: Throttle::new(Duration::from_secs(60)),
+            slow_turns: Throttle::new(Duration::from_secs(60)),
             // The first purge right after start (in bounded steps, beside the loop): a
             // daemon restarted more often than hourly must still purge.
             last_purge: Instant::now()
@@ -170,7 +175,9 @@ impl Engine {
         } else {
             Duration::ZERO
         };
-        match self.events.recv_timeout(wait) {
+        let first = self.events.recv_timeout(wait);
+        let mut lap = Laps::start();
+        match first {
             Ok(ev) => {
                 self.handle(ev);
                 self.take_events();
@@ -178,12 +185,29 @@ impl Engine {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => self.stopping = true,
         }
+        lap.mark("events");
         self.take_urgent();
         self.take_prepared();
+        lap.mark("requests");
         self.expire(self.ctx.clock.now());
+        lap.mark("expiry");
         self.bulk_slice();
+        lap.mark("bulk");
         self.housekeeping();
+        lap.mark("housekeeping");
         self.outbox.ship(false);
+        lap.mark("ship");
+        if lap.total() >= SLOW_TURN {
+            if let Some(held) = self.slow_turns.admit(Instant::now()) {
+                warning!(
+                    "server",
+                    "a main-loop turn took {:.0} ms ({}){}",
+                    lap.total().as_secs_f64() * 1e3,
+                    lap.describe(),
+                    crate::source::throttle::held_note(held)
+                );
+            }
+        }
     }
 
     /// Takes waiting events until none is left or the turn's budget is spent.
@@ -1041,4 +1065,40 @@ pub fn format_time(t: f64) -> String {
     ts.to_zoned_datetime(jiff::tz::TimeZone::system())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// Where a turn's time went, for the slow-turn warning.
+struct Laps {
+    started: Instant,
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        let now = Instant::now();
+        Laps {
+            started: now,
+            last: now,
+            laps: Vec::with_capacity(6),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        let now = Instant::now();
+        self.laps.push((what, now - self.last));
+        self.last = now;
+    }
+
+    fn total(&self) -> Duration {
+        self.last - self.started
+    }
+
+    fn describe(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(w, d)| format!("{w} {:.1} ms", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
