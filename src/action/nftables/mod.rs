@@ -293,7 +293,8 @@ impl NftBackend {
     pub fn read_table(&self, reader: TableReader) -> Result<TableState, NftError> {
         match reader {
             TableReader::Netlink => {
-                netlink::read_table(&self.table, self.runner.timeout).map_err(NftError::Netlink)
+                netlink::read_table(&self.table, self.runner.timeout, &|_| true)
+                    .map_err(NftError::Netlink)
             }
             TableReader::Nft => self.table_state_nft(),
         }
@@ -337,7 +338,8 @@ impl NftBackend {
     }
 
     fn start_layout(&mut self, layout: &Layout) -> Result<(), NftError> {
-        let mut state = self.table_state()?;
+        let own: Vec<String> = SetKind::ALL.iter().map(|&k| layout.set_name(k)).collect();
+        let mut state = self.table_state(&|set| own.iter().any(|o| o == set))?;
         let old = state.rules_of(&layout.jail);
         self.runner.run(&layout.start_commands(&self.table, &old))?;
         // Whatever the sets already hold (bans from before a restart) may be there.
@@ -362,7 +364,8 @@ impl NftBackend {
             .get(jail)
             .cloned()
             .ok_or_else(|| NftError::UnknownJail(jail.to_string()))?;
-        let state = self.table_state()?;
+        // Names and rules only: the elements of the sets are not needed to remove them.
+        let state = self.table_state(&|_| false)?;
         let rules = state.rules_of(jail);
         let mut cmds: Vec<String> = layout
             .stop_commands(&self.table, &rules)
@@ -407,7 +410,8 @@ impl NftBackend {
             .get(jail)
             .cloned()
             .ok_or_else(|| NftError::UnknownJail(jail.to_string()))?;
-        let mut state = self.table_state()?;
+        let own: Vec<String> = SetKind::ALL.iter().map(|&k| layout.set_name(k)).collect();
+        let mut state = self.table_state(&|set| own.iter().any(|o| o == set))?;
         let mut out = Vec::new();
         for kind in SetKind::ALL {
             if let Some(elems) = state.sets.remove(&layout.set_name(kind)) {
@@ -426,7 +430,8 @@ impl NftBackend {
     /// Every element of the started jails' sets as the kernel has them: (jail, element,
     /// time left; `None`: no timeout). What the daemon reconciles its state with.
     pub fn inventory(&mut self) -> Result<Vec<(String, IpNet, Option<Duration>)>, NftError> {
-        let mut state = self.table_state()?;
+        let ours = self.set_names();
+        let mut state = self.table_state(&|set| ours.contains(set))?;
         let mut out = Vec::new();
         for (jail, layout) in &self.jails {
             for kind in SetKind::ALL {
@@ -447,15 +452,12 @@ impl NftBackend {
     /// the configuration outlives it. The table goes too when nothing of ours is left in
     /// it. Returns what was removed, one item per rule or set.
     pub fn prune_stale(&mut self) -> Result<Vec<String>, NftError> {
-        let state = self.table_state()?;
+        let ours = self.set_names();
+        // Elements only of the sets that go (counted in the report), not of the jails'.
+        let state = self.table_state(&|set| !ours.contains(set))?;
         if !state.exists {
             return Ok(Vec::new());
         }
-        let ours: BTreeSet<String> = self
-            .jails
-            .values()
-            .flat_map(|l| SetKind::ALL.map(|k| l.set_name(k)))
-            .collect();
         let mut cmds = Vec::new();
         let mut removed = Vec::new();
         for (comment, chain, handle) in &state.rules {
@@ -613,6 +615,14 @@ impl NftBackend {
         }
     }
 
+    /// The sets of the started jails.
+    fn set_names(&self) -> BTreeSet<String> {
+        self.jails
+            .values()
+            .flat_map(|l| SetKind::ALL.map(|k| l.set_name(k)))
+            .collect()
+    }
+
     fn set_name(&self, jail: &str, kind: SetKind) -> Result<String, NftError> {
         self.jails
             .get(jail)
@@ -621,10 +631,13 @@ impl NftBackend {
     }
 
     /// Our table as the kernel has it: over netlink when the backend reads that way and
-    /// the read succeeds, else with `nft -j`.
-    fn table_state(&mut self) -> Result<TableState, NftError> {
+    /// the read succeeds, else with `nft -j`. The elements of a set are only needed (and
+    /// over netlink only read) if `elements_of` the set's name is true; the kernel's dump
+    /// of a set walks it from the start for every 32 KiB part, ≈0.2–1 s for 100,000
+    /// elements, so each caller asks for the sets it looks into.
+    fn table_state(&mut self, elements_of: &dyn Fn(&str) -> bool) -> Result<TableState, NftError> {
         if self.reader == TableReader::Netlink {
-            match netlink::read_table(&self.table, self.runner.timeout) {
+            match netlink::read_table(&self.table, self.runner.timeout, elements_of) {
                 Ok(state) => return Ok(state),
                 Err(e) => {
                     if !self.netlink_failed {

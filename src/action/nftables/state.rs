@@ -21,7 +21,8 @@ pub struct TableState {
     pub rules: Vec<(String, String, u64)>,
     /// Every named set (not the anonymous sets of rules, not maps) → its elements that
     /// are single addresses or prefixes, with the time left (whole seconds, truncated, as
-    /// nft reports it; `None`: no timeout). Sets of other key types list no elements.
+    /// nft reports it; `None`: no timeout). Sets of other key types list no elements, nor
+    /// do, inside the backend, sets whose elements the netlink read was not asked for.
     pub sets: BTreeMap<String, Vec<(IpNet, Option<Duration>)>>,
 }
 

@@ -100,12 +100,17 @@ impl std::error::Error for NetlinkError {
     }
 }
 
-/// Reads table `inet <table>` from the kernel, within `timeout`.
-pub(crate) fn read_table(table: &str, timeout: Duration) -> Result<TableState, NetlinkError> {
+/// Reads table `inet <table>` from the kernel, within `timeout`; the elements only of the
+/// sets `elements_of` names (the others are listed without elements).
+pub(crate) fn read_table(
+    table: &str,
+    timeout: Duration,
+    elements_of: &dyn Fn(&str) -> bool,
+) -> Result<TableState, NetlinkError> {
     let mut socket = Socket::open(Instant::now() + timeout, timeout)?;
     for _ in 0..ATTEMPTS {
         let before = socket.generation()?;
-        let state = socket.snapshot(table)?;
+        let state = socket.snapshot(table, elements_of)?;
         let after = socket.generation()?;
         if let Some(state) = state {
             if before == after {
@@ -192,7 +197,11 @@ impl Socket {
     }
 
     /// One read of the table; `None` if the ruleset changed during it.
-    fn snapshot(&mut self, table: &str) -> Result<Option<TableState>, NetlinkError> {
+    fn snapshot(
+        &mut self,
+        table: &str,
+        elements_of: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<TableState>, NetlinkError> {
         let mut state = TableState::default();
         let mut torn = false;
 
@@ -251,7 +260,8 @@ impl Socket {
 
         let mut total = 0usize;
         for set in sets {
-            let Some(family) = set.family.filter(|_| set.name.len() <= MAX_NAME) else {
+            let wanted = set.name.len() <= MAX_NAME && elements_of(&set.name);
+            let Some(family) = set.family.filter(|_| wanted) else {
                 state.sets.insert(set.name, Vec::new());
                 continue;
             };
