@@ -15,7 +15,8 @@
 //! [`NftMode::PerBatch`] forces processes, and is chosen automatically when `nft -i`
 //! does not answer as expected. The table is read (at jail start and stop, for the
 //! inventory and the pruning at start-up) straight from the kernel over netlink
-//! (`netlink`; ≈0.2 s for a set of 100,000 elements, nearly all of it the kernel's dump), or with a one-shot `nft -j list table` when nft runs behind a command prefix
+//! (`netlink`; ≈0.2 s for a set of 100,000 elements, nearly all of it the kernel's
+//! dump), or with a one-shot `nft -j list table` when nft runs behind a command prefix
 //! (another namespace) or netlink fails (≈1 s per 100,000 elements, whatever is asked:
 //! nft 1.0.6 caches every element of every set for any listing).
 //!
