@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use banhammer::action::nftables::{NftBackend, NftChange, NftError, NftJailSpec, NftMode};
+use banhammer::action::nftables::{
+    NftBackend, NftChange, NftError, NftJailSpec, NftMode, TableReader, TableState,
+};
 use banhammer_core::jail::IpNet;
 
 use crate::netns::Netns;
@@ -489,4 +491,335 @@ fn a_restarted_backend_replaces_timeouts_of_bans_already_in_the_kernel() {
         left.is_some_and(|l| l <= Duration::from_secs(30)),
         "{left:?}"
     );
+}
+
+/// Runs `f` on a thread that has entered the namespace's network namespace: the netlink
+/// sockets it opens and the processes it starts (plain `nft`) are in the namespace, while
+/// the rest of the test binary stays where it was.
+fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsFd;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let path = format!("/var/run/netns/{}", ns.name);
+                let file = std::fs::File::open(&path).unwrap();
+                rustix::thread::move_into_link_name_space(
+                    file.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// The state with each set's elements in address order (the readers' orders may differ).
+fn sorted(mut state: TableState) -> TableState {
+    state.rules.sort();
+    for elems in state.sets.values_mut() {
+        elems.sort();
+    }
+    state
+}
+
+/// The two readers on the same kernel: netlink, nft, netlink again. Names, rules and
+/// elements must be identical; each element's time left can only go down from one read
+/// to the next, so nft's lies between the two netlink reads.
+fn readers_agree(ns: &Netns) -> TableState {
+    let (first, by_nft, second) = in_netns(ns, || {
+        let nft = NftBackend::new(std::path::Path::new("nft"), "banhammer").unwrap();
+        assert_eq!(nft.reader(), TableReader::Netlink);
+        let first = nft.read_table(TableReader::Netlink).unwrap();
+        let by_nft = nft.read_table(TableReader::Nft).unwrap();
+        let second = nft.read_table(TableReader::Netlink).unwrap();
+        (sorted(first), sorted(by_nft), sorted(second))
+    });
+    // Everything but the times.
+    let shape = |s: &TableState| {
+        let mut s = s.clone();
+        for elems in s.sets.values_mut() {
+            for e in elems.iter_mut() {
+                e.1 = None;
+            }
+        }
+        s
+    };
+    assert_eq!(shape(&first), shape(&by_nft), "netlink (first) vs nft");
+    assert_eq!(shape(&second), shape(&by_nft), "netlink (second) vs nft");
+    for (name, elems) in &by_nft.sets {
+        for (i, (net, left)) in elems.iter().enumerate() {
+            let (a, b) = (first.sets[name][i].1, second.sets[name][i].1);
+            match left {
+                None => assert!(a.is_none() && b.is_none(), "{name} {net}: {a:?} {b:?}"),
+                Some(l) => assert!(
+                    a.is_some_and(|a| a >= *l) && b.is_some_and(|b| b <= *l),
+                    "{name} {net}: netlink {a:?}, nft {l:?}, netlink {b:?}"
+                ),
+            }
+        }
+    }
+    by_nft
+}
+
+#[test]
+fn netlink_and_nft_read_the_same_table() {
+    let Some(ns) = Netns::new("readers") else {
+        return;
+    };
+    // No table yet: both say so.
+    let state = readers_agree(&ns);
+    assert!(!state.exists && state.sets.is_empty() && state.rules.is_empty());
+
+    let mut nft = ns.backend();
+    let mut recidive = NftJailSpec::new("recidive", None);
+    recidive.blocktype = "drop".into();
+    let mut sshd = NftJailSpec::new("sshd", Some("ssh"));
+    sshd.name = Some("ssh-sets".into());
+    for spec in [
+        NftJailSpec::new("wordpress", Some("80,443")),
+        recidive,
+        sshd,
+    ] {
+        nft.start_jail(&spec).unwrap();
+    }
+    nft.apply(&[
+        ban("wordpress", "192.0.2.1", Some(3600)),
+        ban("wordpress", "192.0.2.2", None),
+        ban("wordpress", "2001:db8::1", Some(7200)),
+        ban("wordpress", "2001:db8::2", None),
+        ban("wordpress", "10.1.0.0/16", Some(3600)),
+        ban("wordpress", "10.2.0.0/16", None),
+        // Adjacent to the one before: one end shares its key with the next start.
+        ban("wordpress", "10.3.0.0/24", Some(600)),
+        ban("wordpress", "0.0.0.0/8", None),
+        // Reaches the top of the address space: the kernel keeps no end for it.
+        ban("wordpress", "255.255.255.0/24", Some(900)),
+        ban("wordpress", "2001:db8:1::/48", Some(3600)),
+        ban("wordpress", "2001:db8:2::/64", None),
+        ban("wordpress", "ffff::/16", None),
+        ban("recidive", "198.51.100.7", Some(86_400 * 30)),
+        ban("recidive", "198.51.100.0/25", Some(86_400)),
+        ban("sshd", "203.0.113.9", Some(60)),
+    ])
+    .unwrap();
+    // What only a person (or another program) puts there: a rule without our comment, one
+    // with another comment in another chain, an address and a non-prefix range in an
+    // interval set, a set of ports, a map.
+    let script = "add rule inet banhammer input tcp dport 9999 accept\n\
+        add chain inet banhammer other\n\
+        add rule inet banhammer other udp dport 53 counter comment \"someone else\"\n\
+        add element inet banhammer net-set-wordpress { 192.168.1.1, 10.9.0.0-10.9.0.2 timeout 1h }\n\
+        add set inet banhammer ports { type inet_service; elements = { 22, 80 } }\n\
+        add map inet banhammer m { type ipv4_addr : verdict; elements = { 1.2.3.4 : drop } }\n";
+    let out = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "nft -f: {out:?}");
+
+    let state = readers_agree(&ns);
+    assert!(state.exists);
+    let names: Vec<&str> = state.sets.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "addr-set-recidive",
+            "addr-set-ssh-sets",
+            "addr-set-wordpress",
+            "addr6-set-recidive",
+            "addr6-set-ssh-sets",
+            "addr6-set-wordpress",
+            "net-set-recidive",
+            "net-set-ssh-sets",
+            "net-set-wordpress",
+            "net6-set-recidive",
+            "net6-set-ssh-sets",
+            "net6-set-wordpress",
+            "ports",
+        ]
+    );
+    let nets =
+        |set: &str| -> Vec<String> { state.sets[set].iter().map(|(n, _)| n.to_string()).collect() };
+    assert_eq!(
+        nets("net-set-wordpress"),
+        [
+            "0.0.0.0/8",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            "10.3.0.0/24",
+            "192.168.1.1",
+            "255.255.255.0/24"
+        ]
+    );
+    assert_eq!(
+        nets("net6-set-wordpress"),
+        ["2001:db8:1::/48", "2001:db8:2::/64", "ffff::/16"]
+    );
+    assert_eq!(nets("addr6-set-wordpress"), ["2001:db8::1", "2001:db8::2"]);
+    assert!(state.sets["ports"].is_empty());
+    let left = |set: &str, i: usize| state.sets[set][i].1;
+    assert_eq!(left("addr-set-wordpress", 1), None, "permanent");
+    assert!(left("addr-set-wordpress", 0).is_some_and(|l| l <= Duration::from_secs(3600)));
+    assert!(left("net-set-wordpress", 5).is_some_and(|l| l <= Duration::from_secs(900)));
+    // Four rules per jail, and the two that are not ours.
+    let comments: Vec<&str> = state.rules.iter().map(|r| r.0.as_str()).collect();
+    for jail in ["wordpress", "recidive", "sshd"] {
+        let tag = format!("banhammer:{jail}");
+        assert_eq!(
+            comments.iter().filter(|c| **c == tag).count(),
+            4,
+            "{comments:?}"
+        );
+    }
+    assert!(comments.contains(&""), "{comments:?}");
+    assert!(state
+        .rules
+        .iter()
+        .any(|(c, chain, _)| c == "someone else" && chain == "other"));
+
+    // The backend itself on the netlink reader (it reads only the sets it looks into):
+    // a new daemon with only `wordpress` configured takes the inventory of its sets and
+    // prunes the others, counting their elements.
+    let (inventory, pruned) = in_netns(&ns, || {
+        let mut nft = NftBackend::new(std::path::Path::new("nft"), "banhammer").unwrap();
+        nft.start_jail(&NftJailSpec::new("wordpress", Some("80,443")))
+            .unwrap();
+        (nft.inventory().unwrap(), nft.prune_stale().unwrap())
+    });
+    let mut got: Vec<String> = inventory
+        .iter()
+        .map(|(jail, net, _)| format!("{jail} {net}"))
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = state
+        .sets
+        .iter()
+        .filter(|(name, _)| name.ends_with("-set-wordpress"))
+        .flat_map(|(_, elems)| elems.iter().map(|(net, _)| format!("wordpress {net}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    for set in ["addr-set-recidive", "net-set-recidive", "addr-set-ssh-sets"] {
+        let line = format!("set {set} (1 element(s))");
+        assert!(pruned.contains(&line), "{line} not in {pruned:?}");
+    }
+    assert!(
+        pruned.contains(&"set ports (0 element(s))".to_string()),
+        "{pruned:?}"
+    );
+    let after = readers_agree(&ns);
+    assert!(after.sets.keys().all(|s| s.ends_with("-set-wordpress")));
+    assert_eq!(
+        after.sets["net-set-wordpress"],
+        state.sets["net-set-wordpress"]
+    );
+}
+
+/// Time to read the table with 200,000 addresses (with timeouts) and 50,000 prefixes in
+/// its sets: netlink against `nft -j`. `cargo test --release --test it
+/// nftables::bench_table_read -- --ignored --nocapture`. With `BH_READ_NETNS=NAME`, reads
+/// the table of that existing namespace instead (a daemon's, say).
+#[test]
+#[ignore = "benchmark; run by hand"]
+fn bench_table_read() {
+    if let Ok(name) = std::env::var("BH_READ_NETNS") {
+        let ns = Netns {
+            name,
+            children: Vec::new(),
+        };
+        time_table_reads(&ns);
+        // Not ours: not deleted.
+        std::mem::forget(ns);
+        return;
+    }
+    let Some(ns) = Netns::new("readbench") else {
+        return;
+    };
+    let mut nft = ns.backend();
+    nft.start_jail(&NftJailSpec::new("bench", Some("80")))
+        .unwrap();
+    let mut script = String::new();
+    for chunk in 0..20u32 {
+        script.push_str("add element inet banhammer addr-set-bench { ");
+        for i in 0..10_000u32 {
+            let [_, b, c, d] = (chunk * 10_000 + i + 1).to_be_bytes();
+            script.push_str(&format!("10.{b}.{c}.{d} timeout 1h, "));
+        }
+        script.push_str("}\n");
+    }
+    for chunk in 0..5u32 {
+        script.push_str("add element inet banhammer net-set-bench { ");
+        for i in 0..10_000u32 {
+            let [_, _, b, c] = (chunk * 10_000 + i).to_be_bytes();
+            script.push_str(&format!("100.{b}.{c}.0/24 timeout 1h, "));
+        }
+        script.push_str("}\n");
+    }
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    time_table_reads(&ns);
+}
+
+fn time_table_reads(ns: &Netns) {
+    in_netns(ns, || {
+        let nft = NftBackend::new(std::path::Path::new("nft"), "banhammer").unwrap();
+        for reader in [TableReader::Netlink, TableReader::Nft] {
+            let mut times = Vec::new();
+            let mut count = 0;
+            // This thread's user and system time (ticks), to see where the time goes.
+            let cpu = || {
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                let f: Vec<u64> = rest
+                    .split(' ')
+                    .skip(11)
+                    .take(2)
+                    .map(|v| v.parse().unwrap())
+                    .collect();
+                (f[0], f[1])
+            };
+            let (u0, s0) = cpu();
+            for _ in 0..5 {
+                let t = Instant::now();
+                let state = nft.read_table(reader).unwrap();
+                times.push(t.elapsed());
+                eprintln!("  {reader:?} read: {:?}", t.elapsed());
+                count = state.sets.values().map(Vec::len).sum::<usize>();
+            }
+            let (u1, s1) = cpu();
+            times.sort();
+            eprintln!(
+                "{reader:?}: {count} elements; min {:?} median {:?} max {:?}; \
+                 this thread: user {} ticks, system {} ticks for 5 reads",
+                times[0],
+                times[2],
+                times[4],
+                u1 - u0,
+                s1 - s0
+            );
+        }
+    });
 }
