@@ -63,7 +63,7 @@ enum Cmd {
     StartJail(NftJailSpec, Sender<Result<(), String>>),
     StopJail(String),
     FlushJail(String),
-    Inventory(Sender<Result<Vec<KernelBan>, String>>),
+    Inventory(Freshness, Sender<Result<Vec<KernelBan>, String>>),
     PruneStale,
     Purge { now: f64, age: f64 },
     Query(Query),
@@ -80,6 +80,16 @@ pub struct Effects {
 /// The running thread (joined at shutdown).
 pub struct EffectsThread {
     handle: Option<JoinHandle<()>>,
+}
+
+/// How the kernel's elements are learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Read from the kernel now.
+    Read,
+    /// As each jail's sets were when it started (right after start-up: nothing but our
+    /// own restore has written since, and reading 100k elements again costs a second).
+    AsStarted,
 }
 
 /// Whether the firewall may be touched at all (`--dry-run` says no).
@@ -156,9 +166,9 @@ impl Effects {
 
     /// The kernel's elements of started jails, after what is queued (waits: off the main
     /// loop only).
-    pub fn inventory(&self) -> Result<Vec<KernelBan>, String> {
+    pub fn inventory(&self, freshness: Freshness) -> Result<Vec<KernelBan>, String> {
         let (tx, rx) = mpsc::channel();
-        self.send(Cmd::Inventory(tx));
+        self.send(Cmd::Inventory(freshness, tx));
         rx.recv()
             .unwrap_or_else(|_| Err("effects thread gone".to_string()))
     }
@@ -268,11 +278,13 @@ impl Worker {
                         }
                     }
                 }
-                Cmd::Inventory(reply) => {
-                    let r = if self.use_firewall == FirewallUse::Enabled {
-                        self.firewall.inventory()
-                    } else {
-                        Ok(Vec::new())
+                Cmd::Inventory(freshness, reply) => {
+                    let r = match (self.use_firewall, freshness) {
+                        (FirewallUse::Disabled, _) => Ok(Vec::new()),
+                        (FirewallUse::Enabled, Freshness::Read) => self.firewall.inventory(),
+                        (FirewallUse::Enabled, Freshness::AsStarted) => {
+                            Ok(self.firewall.inventory_at_start())
+                        }
                     };
                     let _ = reply.send(r);
                 }
@@ -392,7 +404,9 @@ fn batch_jails(batch: &[NftChange]) -> Vec<String> {
     let mut v: Vec<String> = batch
         .iter()
         .map(|c| match c {
-            NftChange::Ban { jail, .. } | NftChange::Unban { jail, .. } => jail.clone(),
+            NftChange::Ban { jail, .. }
+            | NftChange::Unban { jail, .. }
+            | NftChange::Restore { jail, .. } => jail.clone(),
         })
         .collect();
     v.sort();

@@ -27,6 +27,8 @@ pub trait Firewall: Send {
     fn apply(&mut self, batch: &[NftChange]) -> Result<(), String>;
     /// Every element in the started jails' sets.
     fn inventory(&mut self) -> Result<Vec<KernelBan>, String>;
+    /// The elements each jail's sets held when it started (no reading).
+    fn inventory_at_start(&self) -> Vec<KernelBan>;
     /// Removes rules and sets of jails that are not started; says what went.
     fn prune_stale(&mut self) -> Result<Vec<String>, String>;
 }
@@ -50,6 +52,10 @@ impl Firewall for NftBackend {
 
     fn inventory(&mut self) -> Result<Vec<KernelBan>, String> {
         NftBackend::inventory(self).map_err(|e| e.to_string())
+    }
+
+    fn inventory_at_start(&self) -> Vec<KernelBan> {
+        NftBackend::inventory_at_start(self)
     }
 
     fn prune_stale(&mut self) -> Result<Vec<String>, String> {

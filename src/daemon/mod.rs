@@ -94,6 +94,12 @@ impl Daemon {
             metrics,
         } = parts;
         let now = clock.now();
+        let mut laps = Vec::new();
+        let mut lap = std::time::Instant::now();
+        let mut mark = |what: &'static str| {
+            laps.push(format!("{what} {:.3} s", lap.elapsed().as_secs_f64()));
+            lap = std::time::Instant::now();
+        };
         let read = |what: &str, e: banhammer_store::StoreError| {
             let hint = if e.is_damage() {
                 " (the database is damaged: restore a backup, or start with --db-recover to \
@@ -114,6 +120,7 @@ impl Daemon {
         let stored = store
             .active_bans(now)
             .map_err(|e| read("the active bans", e))?;
+        mark("database read");
         let use_firewall = if plan_opts.dry_run {
             FirewallUse::Disabled
         } else {
@@ -147,12 +154,14 @@ impl Daemon {
                 return Err(e.context(format!("jail [{name}] did not start")));
             }
         }
+        mark("jails started");
         let engine = &mut daemon.engine;
         engine.restore(stored);
         engine.finish_bulk();
         engine.settle();
+        mark("bans restored");
         if use_firewall == FirewallUse::Enabled {
-            match engine.effects().inventory() {
+            match engine.effects().inventory(effects::Freshness::AsStarted) {
                 Ok(kernel) => engine.adopt(kernel),
                 Err(e) => error!("actions", "reading the kernel's sets: {e}"),
             }
@@ -160,6 +169,8 @@ impl Daemon {
             engine.effects().prune_stale();
         }
         engine.settle();
+        mark("kernel reconciled");
+        info!("server", "start-up: {}", laps.join(", "));
         info!(
             "server",
             "Server ready: {} jail(s)",

@@ -96,10 +96,19 @@ impl Outbox {
                     let timeout = ban
                         .end()
                         .map(|end| Duration::from_secs_f64((end - now).max(1.0)));
-                    self.batch.nft.push(NftChange::Ban {
-                        jail: nft_jail.clone(),
-                        addr,
-                        timeout,
+                    // A restored ban may be in the kernel still: written only if not.
+                    self.batch.nft.push(if ban.restored {
+                        NftChange::Restore {
+                            jail: nft_jail.clone(),
+                            addr,
+                            timeout,
+                        }
+                    } else {
+                        NftChange::Ban {
+                            jail: nft_jail.clone(),
+                            addr,
+                            timeout,
+                        }
                     });
                     if let Some(t) = read_at {
                         self.batch.ban_read_at.push((Arc::from(jail.as_str()), t));

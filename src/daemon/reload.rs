@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, SyncSender};
 use banhammer_config::{ConfigTree, JailSpec};
 use banhammer_store::BanRecord;
 
-use super::effects::Effects;
+use super::effects::{Effects, Freshness};
 use super::firewall::KernelBan;
 use super::plan::{plan, ActionPlan, JailPlan, PlanOptions};
 use crate::control::protocol::Envelope;
@@ -230,7 +230,7 @@ fn build(snap: &Snapshot, only: Option<&str>) -> Result<Prepared, String> {
             Err(_) => Vec::new(),
         }
     };
-    let kernel = match snap.effects.inventory() {
+    let kernel = match snap.effects.inventory(Freshness::Read) {
         Ok(k) => Some(k),
         Err(e) => {
             warning!("actions", "reload: reading the kernel's sets: {e}");

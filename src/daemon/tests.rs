@@ -57,6 +57,9 @@ impl Firewall for Recording {
     fn inventory(&mut self) -> Result<Vec<KernelBan>, String> {
         Ok(self.kernel.lock().unwrap().clone())
     }
+    fn inventory_at_start(&self) -> Vec<KernelBan> {
+        self.kernel.lock().unwrap().clone()
+    }
     fn prune_stale(&mut self) -> Result<Vec<String>, String> {
         self.calls.lock().unwrap().push(Call::Prune);
         Ok(Vec::new())
@@ -302,7 +305,11 @@ fn a_restart_reapplies_stored_bans_with_their_remaining_time() {
     let mut r = rig_with("", Some(db), clock, Vec::new());
     assert_eq!(
         r.firewall.batches(),
-        vec![vec![ban("198.51.100.4", 86_400 - 600)]]
+        vec![vec![NftChange::Restore {
+            jail: "wordpress".into(),
+            addr: IpNet::host("198.51.100.4".parse().unwrap()),
+            timeout: Some(Duration::from_secs(86_400 - 600)),
+        }]]
     );
     assert_eq!(r.banned(), ["198.51.100.4"]);
 }
