@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Mutex, OnceLock};
 
@@ -144,7 +144,9 @@ static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 static WRITER: OnceLock<Writer> = OnceLock::new();
 
 /// Records waiting for the writer thread at most; past it they are dropped and counted.
-const WRITER_QUEUE: usize = 16_384;
+/// Records below NOTICE give way first: past half of it, only NOTICE and above (bans,
+/// unbans — what `recidive` reads) are still queued.
+const WRITER_QUEUE: usize = 65_536;
 
 enum Msg {
     Line(String),
@@ -153,6 +155,8 @@ enum Msg {
 
 struct Writer {
     tx: SyncSender<Msg>,
+    /// Records queued and not yet written.
+    queued: AtomicUsize,
     /// Dropped since last said in the log.
     dropped: AtomicU64,
     /// Dropped in all.
@@ -170,6 +174,7 @@ pub fn start_writer() -> io::Result<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(WRITER_QUEUE);
     let _ = WRITER.set(Writer {
         tx,
+        queued: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
         dropped_total: AtomicU64::new(0),
     });
@@ -178,7 +183,12 @@ pub fn start_writer() -> io::Result<()> {
         .spawn(move || {
             for msg in rx {
                 match msg {
-                    Msg::Line(line) => write_to_sink(&line),
+                    Msg::Line(line) => {
+                        write_to_sink(&line);
+                        if let Some(w) = WRITER.get() {
+                            w.queued.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
                     Msg::Flush(done) => {
                         let _ = done.send(());
                     }
@@ -273,7 +283,20 @@ pub fn write(level: Level, component: &str, args: fmt::Arguments<'_>) {
     let line = format_line(level, component, &args.to_string());
     match WRITER.get() {
         Some(w) => {
-            if let Err(TrySendError::Full(_)) = w.tx.try_send(Msg::Line(line)) {
+            let minor = level > Level::Notice;
+            let sent = if minor && w.queued.load(Ordering::Relaxed) >= WRITER_QUEUE / 2 {
+                false
+            } else {
+                w.queued.fetch_add(1, Ordering::Relaxed);
+                match w.tx.try_send(Msg::Line(line)) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                        w.queued.fetch_sub(1, Ordering::Relaxed);
+                        false
+                    }
+                }
+            };
+            if !sent {
                 w.dropped.fetch_add(1, Ordering::Relaxed);
                 w.dropped_total.fetch_add(1, Ordering::Relaxed);
             }
