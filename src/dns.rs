@@ -9,22 +9,69 @@
 //! without asking any server, is never "resolved". What comes back is typed addresses,
 //! printed by Rust: canonical text only.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use banhammer_core::jail::normalize_ip;
 
 pub use banhammer_core::jail::is_host_name;
 
+/// Answers remembered at most (fail2ban's DNS cache keeps 1,000).
+const CACHE_NAMES: usize = 10_000;
+/// How long an answer is remembered, found or not (fail2ban: 5 minutes).
+const CACHE_TIME: Duration = Duration::from_secs(300);
+
+/// The process's answers, by name: a name seen again within [`CACHE_TIME`] is not looked
+/// up again — above all the names that do not resolve, which a log writer can repeat to
+/// make a jail wait for the resolver.
+static CACHE: Mutex<Option<Answers>> = Mutex::new(None);
+
+/// Name → (its addresses, until when the answer holds).
+type Answers = HashMap<String, (Vec<IpAddr>, Instant)>;
+
 /// Resolve `name` to all its addresses (system resolver), IPv4-mapped ones as IPv4,
 /// deduplicated, in the resolver's order; empty when the name does not resolve or may not
-/// be resolved ([`is_host_name`]).
+/// be resolved ([`is_host_name`]). Answers are cached for five minutes.
 pub fn resolve(name: &str) -> Vec<IpAddr> {
-    resolve_with(name, |n| {
+    resolve_cached(name, Instant::now(), |n| {
         (n, 0u16)
             .to_socket_addrs()
             .map(|addrs| addrs.map(|a| a.ip()).collect())
             .unwrap_or_default()
     })
+}
+
+/// [`resolve`] at `now` with the lookup supplied (tests count what reaches it).
+fn resolve_cached(
+    name: &str,
+    now: Instant,
+    lookup: impl FnOnce(&str) -> Vec<IpAddr>,
+) -> Vec<IpAddr> {
+    if !is_host_name(name) {
+        return Vec::new();
+    }
+    if let Ok(cache) = CACHE.lock() {
+        if let Some((addrs, until)) = cache.as_ref().and_then(|c| c.get(name)) {
+            if now < *until {
+                return addrs.clone();
+            }
+        }
+    }
+    let addrs = resolve_with(name, lookup);
+    if let Ok(mut cache) = CACHE.lock() {
+        let cache = cache.get_or_insert_with(HashMap::new);
+        if cache.len() >= CACHE_NAMES {
+            cache.retain(|_, (_, until)| now < *until);
+        }
+        if cache.len() >= CACHE_NAMES {
+            // Still full of live answers (a flood of names): start over rather than grow.
+            cache.clear();
+        }
+        cache.insert(name.to_string(), (addrs.clone(), now + CACHE_TIME));
+    }
+    addrs
 }
 
 /// [`resolve`] with the lookup supplied (tests count what reaches it).
@@ -99,6 +146,29 @@ mod tests {
             got,
             [IpAddr::from([192, 0, 2, 7]), IpAddr::from([192, 0, 2, 8])]
         );
+    }
+
+    /// A sibling of the stalled loop, in the jail's reader: a name that does not resolve,
+    /// written again and again, made every failure wait for the resolver. Answers (found
+    /// or not) are remembered for five minutes.
+    #[test]
+    fn a_name_seen_again_is_not_looked_up_again() {
+        let t0 = Instant::now();
+        let mut asked = 0;
+        for _ in 0..100 {
+            let got = resolve_cached("nxdomain-cache-test.invalid", t0, |_| {
+                asked += 1;
+                Vec::new()
+            });
+            assert!(got.is_empty());
+        }
+        assert_eq!(asked, 1);
+        let later = t0 + CACHE_TIME + Duration::from_secs(1);
+        resolve_cached("nxdomain-cache-test.invalid", later, |_| {
+            asked += 1;
+            Vec::new()
+        });
+        assert_eq!(asked, 2, "an old answer is asked again");
     }
 
     #[test]
