@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::{Mutex, OnceLock};
 
 /// fail2ban's level names, most severe first.
@@ -154,7 +154,9 @@ enum Msg {
 }
 
 struct Writer {
-    tx: SyncSender<Msg>,
+    /// Unbounded as a channel (a bounded one allocates all its slots up front: megabytes
+    /// of idle memory); `queued` bounds it.
+    tx: Sender<Msg>,
     /// Records queued and not yet written.
     queued: AtomicUsize,
     /// Dropped since last said in the log.
@@ -171,7 +173,7 @@ pub fn start_writer() -> io::Result<()> {
     if WRITER.get().is_some() {
         return Ok(());
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(WRITER_QUEUE);
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let _ = WRITER.set(Writer {
         tx,
         queued: AtomicUsize::new(0),
@@ -284,17 +286,18 @@ pub fn write(level: Level, component: &str, args: fmt::Arguments<'_>) {
     match WRITER.get() {
         Some(w) => {
             let minor = level > Level::Notice;
-            let sent = if minor && w.queued.load(Ordering::Relaxed) >= WRITER_QUEUE / 2 {
-                false
+            let limit = if minor {
+                WRITER_QUEUE / 2
             } else {
+                WRITER_QUEUE
+            };
+            let sent = w.queued.load(Ordering::Relaxed) < limit && {
                 w.queued.fetch_add(1, Ordering::Relaxed);
-                match w.tx.try_send(Msg::Line(line)) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                        w.queued.fetch_sub(1, Ordering::Relaxed);
-                        false
-                    }
+                let ok = w.tx.send(Msg::Line(line)).is_ok();
+                if !ok {
+                    w.queued.fetch_sub(1, Ordering::Relaxed);
                 }
+                ok
             };
             if !sent {
                 w.dropped.fetch_add(1, Ordering::Relaxed);
