@@ -62,6 +62,11 @@ impl LineBuf {
         self.len > 0 && !self.skip_partial
     }
 
+    /// Whether the next byte fed starts a line of its own (nothing held, nothing to drop).
+    pub(super) fn at_line_start(&self) -> bool {
+        self.len == 0 && !self.skip_partial
+    }
+
     /// Length of the partial line so far.
     pub(super) fn partial_len(&self) -> u64 {
         self.len

@@ -147,7 +147,7 @@ pub struct DateDetector {
     /// lines usually repeat the same second.
     last_val: Option<(usize, i64, usize, [u8; LAST_TEXT], f64)>,
     /// The fast matcher of the sticky template (`order[last_idx]`) if it is a
-    /// line-begin one, so [`DateDetector::detect_sticky`] may answer.
+    /// line-begin one, so [`DateDetector::peek_fast`] may answer.
     sticky_fast: FastKind,
     /// The day of the last line the sticky path answered (valid for `now`).
     fast_day: Option<FastDay>,
@@ -260,6 +260,25 @@ impl DateDetector {
             self.fast_day = None;
         }
         self.clock.set_now(now);
+    }
+
+    /// What a line can change in this detector, as text (tests compare two detectors fed
+    /// the same lines by different paths). The day cache and the last value are left out:
+    /// caches, whose contents do not change an answer.
+    pub(crate) fn state(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                &self.order,
+                &self.matched,
+                self.last_idx,
+                self.last_pos,
+                self.last_end,
+                self.first_unused,
+                self.sticky_fast,
+                self.clock.now(),
+            )
+        )
     }
 
     /// fail2ban-regex's display name of template `template` (a [`DateHit::template`]).
@@ -488,23 +507,34 @@ impl DateDetector {
     /// Finds the date in `line` (fail2ban semantics).
     #[inline]
     pub fn detect(&mut self, line: &str) -> Option<DateHit> {
-        if self.sticky_fast != FastKind::None {
-            if let Some(hit) = self.detect_sticky(line) {
-                return Some(hit);
-            }
+        if let Some(hit) = self.detect_fast(line) {
+            return Some(hit);
         }
         self.detect_general(line)
     }
 
-    /// The common case, in a few dozen instructions: the sticky template is the
-    /// line-begin syslog or ISO one and the line starts with a canonical
-    /// `Mmm dd HH:MM:SS` or `YYYY-MM-DD HH:MM:SS` of the same day as before. Does
-    /// exactly what [`DateDetector::match_time`] and [`DateDetector::value`] would (the
-    /// sticky line-begin template hits at the line start; it stays where it is, so
-    /// there is no reordering), or returns `None` without touching any state, leaving
-    /// the line to the general path.
+    /// The first half of [`DateDetector::detect`]: the sticky shortcut's answer, or `None`
+    /// when it cannot answer (then nothing changed but the day cache, and `detect` goes on
+    /// with its general path). A hit here always starts at 0.
     #[inline]
-    fn detect_sticky(&mut self, line: &str) -> Option<DateHit> {
+    pub(crate) fn detect_fast(&mut self, line: &str) -> Option<DateHit> {
+        let hit = self.peek_fast(line)?;
+        self.record_fast(1, line, &hit);
+        Some(hit)
+    }
+
+    /// [`DateDetector::detect_fast`]'s answer without recording the hit. The common case,
+    /// in a few dozen instructions: the sticky template is the line-begin syslog or ISO one
+    /// and the line starts with a canonical `Mmm dd HH:MM:SS` or `YYYY-MM-DD HH:MM:SS` of the
+    /// same day as before; the answer is exactly what [`DateDetector::match_time`] and
+    /// [`DateDetector::value`] would give (the sticky line-begin template hits at the line
+    /// start; it stays where it is, so there is no reordering). Nothing changes but the day
+    /// cache (which `detect_fast` fills the same way). Until recorded with
+    /// [`DateDetector::record_fast`], no other call may be made but more `peek_fast`s:
+    /// they read nothing the recording writes, so `n` lines peeked and then recorded at
+    /// once leave the detector as `n` calls of `detect_fast` would.
+    #[inline]
+    pub(crate) fn peek_fast(&mut self, line: &str) -> Option<DateHit> {
         let b = line.as_bytes();
         let mut key = [0u8; 11];
         let (hour, tod, end) = match self.sticky_fast {
@@ -529,31 +559,43 @@ impl DateDetector {
                 span
             }
         };
-        let i = self.last_idx;
-        let e = self.order.get_mut(i)?;
-        let ti = e.t;
-        e.hits += 1;
-        e.used = true;
-        e.distance = 0;
-        if let Some(m) = self.matched.get_mut(ti) {
-            *m += 1;
-        }
-        if self.first_unused == i {
-            self.first_unused += 1;
-        }
-        // the bytes at 0, end - 1 and end are ASCII (checked by the fast matchers)
-        self.last_pos = (0, None, Some(char::from(key[0])));
-        self.last_end = (
-            end,
-            b.get(end - 1).map(|&c| char::from(c)),
-            b.get(end).map(|&c| char::from(c)),
-        );
+        let ti = self.order.get(self.last_idx)?.t;
         Some(DateHit {
             start: 0,
             end,
             time: (span.base + i64::from(tod)) as f64,
             template: ti,
         })
+    }
+
+    /// Records `n` hits of the sticky shortcut ([`DateDetector::peek_fast`]), the last one
+    /// `hit` on `line`: what `n` calls of `detect_fast` would have recorded (the counts add
+    /// up; the positions are the last line's).
+    #[inline]
+    pub(crate) fn record_fast(&mut self, n: u64, line: &str, hit: &DateHit) {
+        let b = line.as_bytes();
+        let end = hit.end;
+        let i = self.last_idx;
+        let Some(e) = self.order.get_mut(i) else {
+            return;
+        };
+        let ti = e.t;
+        e.hits += n;
+        e.used = true;
+        e.distance = 0;
+        if let Some(m) = self.matched.get_mut(ti) {
+            *m += n;
+        }
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        // the bytes at 0, end - 1 and end are ASCII (checked by the fast matchers)
+        self.last_pos = (0, None, b.first().map(|&c| char::from(c)));
+        self.last_end = (
+            end,
+            b.get(end.wrapping_sub(1)).map(|&c| char::from(c)),
+            b.get(end).map(|&c| char::from(c)),
+        );
     }
 
     /// The value span of a day key of the sticky fast template, `None` where the fast
