@@ -71,20 +71,18 @@ impl LineBatch {
         self.offset_after
     }
 
+    /// The room its buffers hold (bytes, line ends): what it costs in memory.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> (usize, usize) {
+        (self.bytes.capacity(), self.ends.capacity())
+    }
+
     /// The lines, without their `\n`.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
         starts
             .zip(&self.ends)
             .map(|(s, &e)| self.bytes.get(s..e).unwrap_or_default())
-    }
-
-    /// Adds one line (no `\n` in it) that ends at `offset_after` in the file.
-    fn push(&mut self, line: &[u8], offset_after: u64) {
-        self.bytes.extend_from_slice(line);
-        self.ends.push(self.bytes.len());
-        self.bytes.push(b'\n');
-        self.offset_after = offset_after;
     }
 }
 
@@ -145,26 +143,27 @@ impl<'e> Batcher<'e> {
             let full = self.batch.bytes.len() + pending + kept + 1 > self.limit
                 || self.batch.len() >= self.max_lines;
             if full && !self.batch.is_empty() {
-                self.batch.bytes.extend_from_slice(&data[run..start]);
+                self.append(&data[run..start]);
                 run = start;
                 self.flush(offset, stats)?;
             }
             if self.batch.bytes.is_empty() && start == run {
                 self.make_room(kept + 1);
             }
+            self.grow_ends();
             if kept == line.len() {
                 self.batch.ends.push(self.batch.bytes.len() + (nl - run));
             } else {
-                self.batch.bytes.extend_from_slice(&data[run..start]);
+                self.append(&data[run..start]);
                 self.batch.ends.push(self.batch.bytes.len() + kept);
-                self.batch.bytes.extend_from_slice(&line[..kept]);
-                self.batch.bytes.push(b'\n');
+                self.append(&line[..kept]);
+                self.append(b"\n");
                 run = nl + 1;
             }
             self.batch.offset_after = base + nl as u64 + 1;
             start = nl + 1;
         }
-        self.batch.bytes.extend_from_slice(&data[run..start]);
+        self.append(&data[run..start]);
         ControlFlow::Continue(start)
     }
 
@@ -176,6 +175,25 @@ impl<'e> Batcher<'e> {
         self.batch
             .ends
             .reserve_exact((room / 32 + 1).min(self.max_lines));
+    }
+
+    /// Adds bytes to the batch, growing it (when it must) straight to its limit rather
+    /// than doubling: a batch's buffer stays within its bound, not twice it.
+    fn append(&mut self, bytes: &[u8]) {
+        let b = &mut self.batch.bytes;
+        let need = b.len() + bytes.len();
+        if need > b.capacity() {
+            b.reserve_exact(need.max(self.limit) - b.len());
+        }
+        b.extend_from_slice(bytes);
+    }
+
+    /// Room for one more line end, growing straight to the most a batch holds.
+    fn grow_ends(&mut self) {
+        let e = &mut self.batch.ends;
+        if e.len() == e.capacity() {
+            e.reserve_exact(self.max_lines.saturating_sub(e.len()).max(1));
+        }
     }
 
     /// Adds a line that ends at `offset_after`; hands the batch over first when the line
@@ -195,7 +213,11 @@ impl<'e> Batcher<'e> {
         if self.batch.bytes.is_empty() {
             self.make_room(need);
         }
-        self.batch.push(line, offset_after);
+        self.grow_ends();
+        self.batch.ends.push(self.batch.bytes.len() + line.len());
+        self.append(line);
+        self.append(b"\n");
+        self.batch.offset_after = offset_after;
         ControlFlow::Continue(())
     }
 

@@ -549,6 +549,10 @@ proptest! {
                         Some(format!("{} bytes over {batch_bytes}", b.bytes().len()))
                     } else if lines.len() > (batch_bytes / 16).max(1) {
                         Some(format!("{} lines", lines.len()))
+                    } else if b.capacity().0 > batch_bytes.max(b.bytes().len())
+                        || b.capacity().1 > (batch_bytes / 16).max(1)
+                    {
+                        Some(format!("room for {:?}", b.capacity()))
                     } else if wanted.get(k - 1).map(|w| w.1) != Some(b.offset_after()) {
                         Some(format!("ends at {} (line {k})", b.offset_after()))
                     } else {
