@@ -15,7 +15,6 @@
 //! logs both ways and compare.
 
 use super::runner::{FilterRunner, LineResult, ProcessOptions};
-use crate::date::DateHit;
 
 /// What [`FilterRunner::process_block`] went through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,13 +23,6 @@ pub struct BlockCounts {
     pub lines: usize,
     /// Lines passed over by the fast path (no literal; dated by the sticky shortcut).
     pub skipped: usize,
-}
-
-/// Lines passed over and not yet recorded: how many, the last one and its date.
-struct Passed<'b> {
-    n: usize,
-    line: &'b str,
-    hit: DateHit,
 }
 
 impl FilterRunner<'_> {
@@ -54,57 +46,75 @@ impl FilterRunner<'_> {
             .filter(|p| skip && filter.maxlines() <= 1 && p.is_line_local());
         // Decoded once for the whole block (the usual case): lines are then slices of it.
         let text = std::str::from_utf8(block).ok();
-        let mut counts = BlockCounts::default();
-        // Where the next literal starts, searched from the start of the line that holds the
-        // last one found (`usize::MAX`: none up to the block's end); `None`: to be searched.
-        let mut next_literal: Option<usize> = None;
-        let mut passed: Option<Passed<'_>> = None;
-        let mut start = 0;
-        for &e in ends {
-            let end = e.clamp(start, block.len());
-            let line_start = start;
-            start = (end + 1).min(block.len());
-            counts.lines += 1;
-            let line = match text {
-                Some(t) => t.get(line_start..end),
-                None => std::str::from_utf8(&block[line_start..end]).ok(),
-            };
-            if let (Some(pf), Some(line)) = (pf, line) {
-                let at = *next_literal.get_or_insert_with(|| {
-                    pf.find(&block[line_start..])
-                        .map_or(usize::MAX, |at| line_start + at)
-                });
-                // A line whose end comes before the literal holds none: the literals hold
-                // no `\n`, and the searchers report one in the first line holding any.
-                if end < at {
-                    if let Some(hit) = self.pass_over(line, opts.now) {
-                        counts.skipped += 1;
-                        let n = passed.as_ref().map_or(0, |p| p.n);
-                        passed = Some(Passed {
-                            n: n + 1,
-                            line,
-                            hit,
-                        });
-                        continue;
+        let line_at = |from: usize, to: usize| match text {
+            Some(t) => t.get(from..to),
+            None => std::str::from_utf8(&block[from..to]).ok(),
+        };
+        let mut counts = BlockCounts {
+            lines: ends.len(),
+            skipped: 0,
+        };
+        // Where the next literal starts (`usize::MAX`: none), as searched from a line at or
+        // before `start`; searched again once `start` is past it.
+        let mut literal: Option<usize> = None;
+        let mut ready = false;
+        let (mut i, mut start) = (0, 0);
+        while i < ends.len() {
+            if let Some(pf) = pf {
+                let at = match literal {
+                    Some(at) if at >= start => at,
+                    _ => {
+                        let at = pf.find(&block[start..]).map_or(usize::MAX, |at| start + at);
+                        literal = Some(at);
+                        at
                     }
-                } else {
-                    // This line holds it: search again after it.
-                    next_literal = None;
+                };
+                // The lines that end before it hold none (the literals hold no `\n`, and the
+                // searchers report one in the first line holding any): passed over while the
+                // shortcut dates them, their dates recorded at once after the last.
+                let mut last = None;
+                let mut n = 0;
+                while let Some(&e) = ends.get(i) {
+                    let end = e.clamp(start, block.len());
+                    if end >= at {
+                        break;
+                    }
+                    let Some(line) = line_at(start, end) else {
+                        break;
+                    };
+                    if !ready {
+                        if !self.pass_ready(opts.now) {
+                            break;
+                        }
+                        ready = true;
+                    }
+                    let Some(hit) = self.pass_over(line) else {
+                        break;
+                    };
+                    last = Some((line, hit));
+                    n += 1;
+                    i += 1;
+                    start = (end + 1).min(block.len());
+                }
+                if let Some((line, hit)) = last {
+                    self.record_passed(n, line, &hit);
+                    counts.skipped += n;
                 }
             }
-            if let Some(p) = passed.take() {
-                self.record_passed(p.n, p.line, &p.hit);
-            }
-            let result = match line {
-                Some(line) => self.process_line(line, opts),
-                None => self.process_line(&String::from_utf8_lossy(&block[line_start..end]), opts),
+            // This line goes the whole way.
+            let Some(&e) = ends.get(i) else {
+                break;
             };
+            let end = e.clamp(start, block.len());
+            let result = match line_at(start, end) {
+                Some(line) => self.process_line(line, opts),
+                None => self.process_line(&String::from_utf8_lossy(&block[start..end]), opts),
+            };
+            i += 1;
+            start = (end + 1).min(block.len());
             if !result.failures.is_empty() {
                 found(result);
             }
-        }
-        if let Some(p) = passed {
-            self.record_passed(p.n, p.line, &p.hit);
         }
         counts
     }

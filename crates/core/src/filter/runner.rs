@@ -558,11 +558,12 @@ impl<'f> FilterRunner<'f> {
         }
     }
 
-    /// Whether [`Self::process_line`] on `line` — a line in which the caller found none of
-    /// the literal prefilter's literals (none in `line` followed by `\n`; the literals hold
-    /// no `\n`) — would find nothing and only record its date: then its date hit, with
-    /// nothing recorded yet (see [`Self::record_passed`]); else `None`, nothing changed (the
-    /// day cache aside), and the line must go through `process_line`.
+    /// Whether [`Self::process_line`] on `line` (after [`Self::pass_ready`] for its time) —
+    /// a line in which the caller found none of the literal prefilter's literals (none in
+    /// `line` followed by `\n`; the literals hold no `\n`) — would find nothing and only
+    /// record its date: then its date hit, with nothing recorded yet (see
+    /// [`Self::record_passed`]); else `None`, nothing changed (the day cache aside), and the
+    /// line must go through `process_line`.
     ///
     /// Passed over: a line of a single-line filter with a prefilter, whose date the date
     /// detector's sticky shortcut finds at its start. `process_line` would record the date
@@ -571,15 +572,26 @@ impl<'f> FilterRunner<'f> {
     /// by `\n`, so without any literal, and the prefilter ends the line there, before any
     /// regex, the line buffer or the multi-line id cache is touched. (`process_line` strips
     /// a trailing `\r` or `\n` first; a line ending in one is left to it.)
-    pub(super) fn pass_over(&mut self, line: &str, now: f64) -> Option<DateHit> {
-        let f = self.filter;
-        if f.maxlines > 1 || f.prefilter.is_none() || line.ends_with(['\r', '\n']) {
+    #[inline]
+    pub(super) fn pass_over(&mut self, line: &str) -> Option<DateHit> {
+        if matches!(line.as_bytes().last(), Some(b'\r' | b'\n')) {
             return None;
         }
-        self.set_date_now(now);
         self.date
             .peek_fast(line)
             .filter(|h| h.start == 0 && h.end > 0 && valid_span(line, 0, h.end) && h.has_time())
+    }
+
+    /// Before the first [`Self::pass_over`] of lines processed at time `now`: whether this
+    /// runner can pass lines over at all (a single-line filter with a prefilter); sets the
+    /// date detector's clock as `process_line` would first thing.
+    pub(super) fn pass_ready(&mut self, now: f64) -> bool {
+        let f = self.filter;
+        if f.maxlines > 1 || f.prefilter.is_none() {
+            return false;
+        }
+        self.set_date_now(now);
+        true
     }
 
     /// Records what [`Self::process_line`] would have recorded for `n` lines passed over
