@@ -36,7 +36,7 @@ use super::fingerprint::{Fingerprint, Verdict};
 use super::open::{kind_of, open_regular, OpenError};
 use batch::Batcher;
 pub use batch::LineBatch;
-use lines::{LineBuf, Piece};
+use lines::LineBuf;
 
 /// Where reading starts when the path exists at startup and no checkpoint applies
 /// (fail2ban's `logpath = PATH [head|tail]`, compat §1.6).
@@ -210,7 +210,6 @@ pub struct Tailer {
     opts: TailOptions,
     current: Option<OpenFile>,
     retired: Vec<OpenFile>,
-    chunk: Vec<u8>,
     /// The last open failure said (said again only when it changes).
     said_open: Option<Notice>,
     notices: Vec<Notice>,
@@ -234,7 +233,6 @@ impl Tailer {
         let mut t = Tailer {
             key: path.to_string_lossy().into_owned(),
             path,
-            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
             opts,
             current: None,
             retired: Vec::new(),
@@ -265,7 +263,6 @@ impl Tailer {
         Tailer {
             key: path.to_string_lossy().into_owned(),
             path,
-            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
             opts,
             current: Some(of),
             retired: Vec::new(),
@@ -352,7 +349,6 @@ impl Tailer {
                 let of = &mut self.retired[i];
                 read_lines(
                     of,
-                    &mut self.chunk,
                     &self.opts,
                     &mut budget,
                     emit,
@@ -538,7 +534,6 @@ impl Tailer {
         };
         match read_lines(
             of,
-            &mut self.chunk,
             &self.opts,
             budget,
             emit,
@@ -629,94 +624,52 @@ pub(super) fn trim_cr(mut line: &[u8]) -> &[u8] {
 
 /// Reads from `of.read_pos` to the end of the file (or until the budget is spent), passing
 /// complete lines on in batches, skipping (and reporting) lines longer than `max_line`, and
-/// keeping the partial last line in `of.lines`. `of.offset` moves only past batches taken
-/// (and past skipped lines once everything before them was taken): a batch not taken is read
-/// again from its first line, and a skipped line after it is counted then, not twice.
+/// keeping the partial last line in `of.lines`. The file is read straight into the batch
+/// being filled ([`Batcher`]). `of.offset` moves only past batches taken (and past skipped
+/// lines once everything before them was taken): a batch not taken is read again from its
+/// first line, and a skipped line after it is counted then, not twice.
 fn read_lines(
     of: &mut OpenFile,
-    chunk: &mut [u8],
     opts: &TailOptions,
     budget: &mut usize,
     emit: &mut dyn FnMut(LineBatch) -> ControlFlow<()>,
     stats: &mut TailStats,
     notices: &mut Vec<Notice>,
 ) -> io::Result<ReadEnd> {
-    let max_line = opts.max_line;
-    let mut out = Batcher::new(opts.batch_bytes, emit);
+    let mut out = Batcher::new(opts, &mut of.lines, emit);
     let end = loop {
         if *budget == 0 {
             break Ok(ReadEnd::Budget);
         }
-        let want = chunk.len().min(*budget);
-        let n = match of.file.read_at(&mut chunk[..want], of.read_pos) {
+        let ControlFlow::Continue(want) = out.room(*budget, &mut of.offset, stats) else {
+            return Ok(not_taken(of));
+        };
+        let n = match out.read(&of.file, of.read_pos, want) {
             Ok(0) => break Ok(ReadEnd::Eof),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
         };
         *budget = budget.saturating_sub(n);
-        out.read((n < want).then_some(n));
-        let base = of.read_pos;
-        if feed_chunk(of, &chunk[..n], base, max_line, &mut out, stats, notices).is_break() {
-            // Not taken: everything from `offset` is read again next time.
-            of.restart_at(of.offset);
-            return Ok(ReadEnd::Stopped);
+        if out
+            .cut(of.read_pos, &mut of.offset, stats, notices)
+            .is_break()
+        {
+            return Ok(not_taken(of));
         }
-        of.read_pos = base + n as u64;
+        of.read_pos += n as u64;
     };
     // Nothing waits to fill a batch: what was read goes out now, whatever ended the reading
     // (a read error included: those lines were read whole).
-    if out.flush(&mut of.offset, stats).is_break() {
-        of.restart_at(of.offset);
-        return Ok(ReadEnd::Stopped);
+    if out.finish(&mut of.offset, stats, &mut of.lines).is_break() {
+        return Ok(not_taken(of));
     }
     end
 }
 
-/// Passes on the lines of `data` (read at file offset `base`): runs of whole lines in bulk
-/// ([`Batcher::push_lines`]), the rest — the end of a line held from the last read, a line
-/// too long, the unfinished last line — through the line buffer, one line at a time.
-/// `Break`: a batch was not taken.
-fn feed_chunk(
-    of: &mut OpenFile,
-    mut data: &[u8],
-    mut base: u64,
-    max_line: usize,
-    out: &mut Batcher<'_>,
-    stats: &mut TailStats,
-    notices: &mut Vec<Notice>,
-) -> ControlFlow<()> {
-    while !data.is_empty() {
-        if of.lines.at_line_start() {
-            let took = out.push_lines(data, base, max_line, &mut of.offset, stats)?;
-            data = &data[took..];
-            base += took as u64;
-            if data.is_empty() {
-                break;
-            }
-        }
-        let upto = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
-        let offset = &mut of.offset;
-        of.lines
-            .feed(&data[..upto], base, max_line, &mut |piece, offset_after| {
-                match piece {
-                    Piece::Line(bytes) => out.push(trim_cr(bytes), offset_after, offset, stats),
-                    Piece::Skipped { len } => {
-                        // What was read before it goes first: a batch not taken is read
-                        // again, and this line with it.
-                        out.flush(offset, stats)?;
-                        stats.skipped_lines += 1;
-                        stats.skipped_bytes += len;
-                        notices.push(Notice::Skipped { len });
-                        *offset = offset_after;
-                        ControlFlow::Continue(())
-                    }
-                }
-            })?;
-        data = &data[upto..];
-        base += upto as u64;
-    }
-    ControlFlow::Continue(())
+/// A batch was not taken: everything from `of.offset` is read again next time.
+fn not_taken(of: &mut OpenFile) -> ReadEnd {
+    of.restart_at(of.offset);
+    ReadEnd::Stopped
 }
 
 /// Lets go of a file we stop reading (rotated away, its writer gone): an unfinished last

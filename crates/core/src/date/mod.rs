@@ -159,9 +159,20 @@ pub struct DateDetector {
 struct FastDay {
     /// The line's date bytes exactly as written, checked by [`fast::syslog_day`]
     /// (`Mmm dd`, zero-padded: its letter cannot start an ISO key) or
-    /// [`fast::iso_day`] (`YYYY-MM-DDT`) before it is stored.
-    key: [u8; 11],
+    /// [`fast::iso_day`] (`YYYY-MM-DDT`) before it is stored; as one number
+    /// ([`packed_key`]), which every line compares with its own.
+    packed: u128,
     span: DaySpan,
+}
+
+/// A day key (at most 16 bytes, zero-padded) as one number: comparing two is one
+/// instruction or two, where comparing the byte arrays was a tenth of a skipped line's cost.
+#[inline(always)]
+fn packed_key(key: &[u8]) -> u128 {
+    let mut a = [0u8; 16];
+    let n = key.len().min(16);
+    a[..n].copy_from_slice(&key[..n]);
+    u128::from_le_bytes(a)
 }
 
 const LAST_TEXT: usize = 40;
@@ -518,8 +529,8 @@ impl DateDetector {
     /// with its general path). A hit here always starts at 0.
     #[inline]
     pub(crate) fn detect_fast(&mut self, line: &str) -> Option<DateHit> {
-        let hit = self.peek_fast(line)?;
-        self.record_fast(1, line, &hit);
+        let hit = self.peek_fast(line.as_bytes())?;
+        self.record_fast(1, line.as_bytes(), &hit);
         Some(hit)
     }
 
@@ -533,29 +544,35 @@ impl DateDetector {
     /// [`DateDetector::record_fast`], no other call may be made but more `peek_fast`s:
     /// they read nothing the recording writes, so `n` lines peeked and then recorded at
     /// once leave the detector as `n` calls of `detect_fast` would.
+    ///
+    /// It reads a line's raw bytes and answers alike for them and for their lossy UTF-8
+    /// decoding (what `process_line` is given): the bytes up to its answer's end are ASCII
+    /// (each is checked to be a given digit, letter or sign, or compared with a day key of
+    /// such), so both agree on them and on their positions; of the bytes after it, it only
+    /// asks whether one is a given ASCII byte, which neither an invalid byte nor the U+FFFD
+    /// standing for it is.
     #[inline]
-    pub(crate) fn peek_fast(&mut self, line: &str) -> Option<DateHit> {
-        let b = line.as_bytes();
-        let mut key = [0u8; 11];
-        let (hour, tod, end) = match self.sticky_fast {
+    pub(crate) fn peek_fast(&mut self, b: &[u8]) -> Option<DateHit> {
+        let (hour, tod, end, key) = match self.sticky_fast {
             FastKind::Syslog => {
                 let (h, t) = fast::syslog_time(b)?;
-                key[..6].copy_from_slice(b.get(..6)?);
-                (h, t, 15)
+                (h, t, 15, b.get(..6)?)
             }
             FastKind::Iso => {
                 let (h, t) = fast::iso_time(b)?;
-                key.copy_from_slice(b.get(..11)?);
-                (h, t, 19)
+                (h, t, 19, b.get(..11)?)
             }
             FastKind::None => return None,
         };
+        let packed = packed_key(key);
         let span = match self.fast_day {
-            Some(d) if d.key == key && d.span.lo <= tod && tod <= d.span.hi => d.span,
+            Some(d) if d.packed == packed && d.span.lo <= tod && tod <= d.span.hi => d.span,
             // a new day (or the other side of a year or offset boundary)
             _ => {
-                let span = self.fast_day_span(&key, hour, tod)?;
-                self.fast_day = Some(FastDay { key, span });
+                let mut k = [0u8; 11];
+                k[..key.len()].copy_from_slice(key);
+                let span = self.fast_day_span(&k, hour, tod)?;
+                self.fast_day = Some(FastDay { packed, span });
                 span
             }
         };
@@ -572,8 +589,7 @@ impl DateDetector {
     /// `hit` on `line`: what `n` calls of `detect_fast` would have recorded (the counts add
     /// up; the positions are the last line's).
     #[inline]
-    pub(crate) fn record_fast(&mut self, n: u64, line: &str, hit: &DateHit) {
-        let b = line.as_bytes();
+    pub(crate) fn record_fast(&mut self, n: u64, b: &[u8], hit: &DateHit) {
         let end = hit.end;
         let i = self.last_idx;
         let Some(e) = self.order.get_mut(i) else {

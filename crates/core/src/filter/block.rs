@@ -9,10 +9,12 @@
 //! a few dozen instructions, no regex), because what `process_line` would do to the runner
 //! for them — the date detector's counts, the last date seen — changes how later lines are
 //! matched; the dates of a run of such lines are recorded at once, before the next line that
-//! goes the whole way. A line the shortcut cannot date, or that is not valid UTF-8 (the
-//! search saw its raw bytes, `process_line` would see its lossy decoding), goes the whole
-//! way. So skipping changes nothing but the work done: the differential tests run sample
-//! logs both ways and compare.
+//! goes the whole way. Lines passed over are read as raw bytes, not decoded: when the
+//! literals are ASCII, a line's raw bytes hold one exactly when its lossy decoding (what
+//! `process_line` sees) does, and the date shortcut answers alike for both; with other
+//! literals only valid UTF-8 lines are passed over. A line the shortcut cannot date goes the
+//! whole way. So skipping changes nothing but the work done: the differential tests run
+//! sample logs both ways and compare.
 
 use super::runner::{FilterRunner, LineResult, ProcessOptions};
 
@@ -44,11 +46,22 @@ impl FilterRunner<'_> {
         let pf = filter
             .prefilter()
             .filter(|p| skip && filter.maxlines() <= 1 && p.is_line_local());
-        // Decoded once for the whole block (the usual case): lines are then slices of it.
-        let text = std::str::from_utf8(block).ok();
+        // Lines passed over are read as raw bytes: with ASCII literals that is all they need
+        // (see `pass_over`), and only the lines that go the whole way are decoded. Else
+        // they must be valid UTF-8, checked once for the whole block (the usual case: lines
+        // are then slices of it).
+        let raw_ok = pf.is_some_and(|p| p.is_ascii());
+        let text = if raw_ok {
+            None
+        } else {
+            std::str::from_utf8(block).ok()
+        };
         let line_at = |from: usize, to: usize| match text {
             Some(t) => t.get(from..to),
             None => std::str::from_utf8(&block[from..to]).ok(),
+        };
+        let may_pass = |from: usize, to: usize| {
+            raw_ok || text.is_some() || std::str::from_utf8(&block[from..to]).is_ok()
         };
         let mut counts = BlockCounts {
             lines: ends.len(),
@@ -79,9 +92,10 @@ impl FilterRunner<'_> {
                     if end >= at {
                         break;
                     }
-                    let Some(line) = line_at(start, end) else {
+                    if !may_pass(start, end) {
                         break;
-                    };
+                    }
+                    let line = &block[start..end];
                     if !ready {
                         if !self.pass_ready(opts.now) {
                             break;

@@ -31,6 +31,8 @@ pub struct Prefilter {
     /// No literal holds a `\n`: every occurrence in a text of lines lies within one line
     /// (see [`Prefilter::is_line_local`]).
     line_local: bool,
+    /// Every literal is ASCII (see [`Prefilter::is_ascii`]).
+    ascii: bool,
 }
 
 impl Prefilter {
@@ -61,6 +63,14 @@ impl Prefilter {
     /// that line), so every line before it holds none.
     pub fn is_line_local(&self) -> bool {
         self.line_local
+    }
+
+    /// Whether every literal is ASCII. Then a text holds one when its lossy UTF-8
+    /// decoding does: decoding keeps every ASCII byte, in order, and only puts non-ASCII
+    /// characters (U+FFFD) where bytes were invalid, so a run of ASCII bytes in the decoding
+    /// is one in the raw bytes.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
     }
 
     pub(super) fn build(pref: Option<&CompiledRegex>, fail: &[CompiledRegex]) -> Option<Self> {
@@ -94,6 +104,7 @@ impl Prefilter {
             packed,
             ac,
             line_local: lits.iter().all(|l| !l.contains(&b'\n')),
+            ascii: lits.iter().all(|l| l.is_ascii()),
             literals: lits,
             from_prefregex,
         })

@@ -565,6 +565,12 @@ impl<'f> FilterRunner<'f> {
     /// [`Self::record_passed`]); else `None`, nothing changed (the day cache aside), and the
     /// line must go through `process_line`.
     ///
+    /// `line` is raw bytes, which `process_line` would get decoded lossily: the caller must
+    /// know that the decoding holds no literal either — `line` is valid UTF-8, or the
+    /// literals are ASCII ([`super::Prefilter::is_ascii`]). The date shortcut answers alike
+    /// for raw and decoded bytes (see `DateDetector::peek_fast`), and the date it finds is
+    /// ASCII, the same text in both.
+    ///
     /// Passed over: a line of a single-line filter with a prefilter, whose date the date
     /// detector's sticky shortcut finds at its start. `process_line` would record the date
     /// (the detector's counts and positions, the last date seen, which later lines without a
@@ -573,13 +579,16 @@ impl<'f> FilterRunner<'f> {
     /// regex, the line buffer or the multi-line id cache is touched. (`process_line` strips
     /// a trailing `\r` or `\n` first; a line ending in one is left to it.)
     #[inline]
-    pub(super) fn pass_over(&mut self, line: &str) -> Option<DateHit> {
-        if matches!(line.as_bytes().last(), Some(b'\r' | b'\n')) {
+    pub(super) fn pass_over(&mut self, line: &[u8]) -> Option<DateHit> {
+        if matches!(line.last(), Some(b'\r' | b'\n')) {
             return None;
         }
-        self.date
-            .peek_fast(line)
-            .filter(|h| h.start == 0 && h.end > 0 && valid_span(line, 0, h.end) && h.has_time())
+        self.date.peek_fast(line).filter(|h| {
+            h.start == 0
+                && h.end > 0
+                && line.get(..h.end).is_some_and(<[u8]>::is_ascii)
+                && h.has_time()
+        })
     }
 
     /// Before the first [`Self::pass_over`] of lines processed at time `now`: whether this
@@ -598,12 +607,14 @@ impl<'f> FilterRunner<'f> {
     /// ([`Self::pass_over`]), the last one `line` with date `hit`: the date detector's
     /// counts add up, the last date seen is the last line's. Must come before anything else
     /// is done with this runner after those `pass_over`s.
-    pub(super) fn record_passed(&mut self, n: usize, line: &str, hit: &DateHit) {
+    pub(super) fn record_passed(&mut self, n: usize, line: &[u8], hit: &DateHit) {
         self.date.record_fast(n as u64, line, hit);
-        // `process_detected`'s bookkeeping of a dated line
+        // `process_detected`'s bookkeeping of a dated line (its date is ASCII: checked by
+        // `pass_over`)
         self.last_time_text.clear();
+        let date = line.get(..hit.end).unwrap_or_default();
         self.last_time_text
-            .push_str(line.get(..hit.end).unwrap_or_default());
+            .push_str(std::str::from_utf8(date).unwrap_or_default());
         self.last_date = Some(hit.time);
     }
 

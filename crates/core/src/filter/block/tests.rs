@@ -119,9 +119,9 @@ fn a_dateless_line_after_skipped_lines_takes_their_date() {
     assert_eq!(skipped_path, line_by_line(&f, &lines));
 }
 
-/// A line the sticky shortcut cannot date (another format, another day), a line that is not
-/// UTF-8, a line ending in `\r`, a line holding the literal without matching: each goes the
-/// whole way, and the failures stay those of matching every line.
+/// A line the sticky shortcut cannot date (another format, another day), a line ending in
+/// `\r`, a line holding the literal without matching: each goes the whole way, and the
+/// failures stay those of matching every line.
 #[test]
 fn lines_the_shortcut_cannot_date_go_the_whole_way() {
     let f = filter(FAIL, 1);
@@ -130,7 +130,6 @@ fn lines_the_shortcut_cannot_date_go_the_whole_way() {
         b"Aug 14 09:59:01 host cron[1]: noise".to_vec(),
         b"2005-08-14 09:59:02 host cron[1]: other format".to_vec(),
         b"Aug 13 09:59:03 host cron[1]: another day".to_vec(),
-        b"Aug 14 09:59:04 host cron[1]: \xff\xfe not utf-8".to_vec(),
         b"Aug 14 09:59:05 host cron[1]: carriage return\r".to_vec(),
         b"Aug 14 09:59:06 host cron[1]: fail from nobody".to_vec(),
         b"Aug 14 09:59:07 host cron[1]: noise".to_vec(),
@@ -145,6 +144,37 @@ fn lines_the_shortcut_cannot_date_go_the_whole_way() {
     assert_eq!(skipped_path.len(), 2);
     assert_eq!(skipped_path, line_by_line(&f, &lines));
     assert_eq!(skipped_path[0].time, (NOW - 53) as f64);
+}
+
+/// A line that is not UTF-8: `process_line` sees its lossy decoding. With ASCII literals
+/// the raw bytes hold one exactly when the decoding does, so it is passed over like any
+/// other; with a literal that is not ASCII (which a U+FFFD could complete), it goes the
+/// whole way. The failures are those of matching every line, either way.
+#[test]
+fn a_line_not_utf8_is_passed_over_only_when_the_literals_are_ascii() {
+    let lines: Vec<Vec<u8>> = vec![
+        b"Aug 14 09:59:00 host cron[1]: noise".to_vec(),
+        b"Aug 14 09:59:01 host cron[1]: \xff\xfe not utf-8".to_vec(),
+        b"Aug 14 09:59:02 \xc3 right after the date".to_vec(),
+        b"Aug 14 09:59:03\xff".to_vec(),
+        b"Aug 14 09:59:04 host cron[1]: caf\xc3\xa9".to_vec(),
+        b"host sshd[5]: fail from 192.0.2.1".to_vec(),
+        b"Aug 14 09:59:09 host sshd[5]: \xc3\xa9chec from 192.0.2.2".to_vec(),
+        b"Aug 14 09:59:10 host sshd[5]: \xc3chec from 192.0.2.3".to_vec(),
+    ];
+    let ascii = filter(FAIL, 1);
+    let (got, skipped) = by_blocks(&ascii, &lines, &[], true);
+    assert_eq!(got, line_by_line(&ascii, &lines));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].time, (NOW - 56) as f64, "the last date passed over");
+    // all but the first (it sets the sticky template), the dateless failure, and the one
+    // whose date ends in a byte that is not ASCII (no date there, for raw and decoded alike)
+    assert_eq!(skipped, 5);
+    let other = filter(r"^\s*host sshd\[\d+\]: échec from <HOST>$", 1);
+    let (got, skipped) = by_blocks(&other, &lines, &[], true);
+    assert_eq!(got, line_by_line(&other, &lines));
+    assert_eq!(got.len(), 1);
+    assert_eq!(skipped, 1, "only the valid line passed over");
 }
 
 /// Multi-line filters keep every line in their buffer: nothing is skipped.
@@ -191,7 +221,25 @@ fn arb_line() -> impl Strategy<Value = Vec<u8>> {
             l.extend_from_slice(b"\xff\xc3");
             l
         }),
-        1 => sec.prop_map(|s| format!("Aug 14 09:59:{s:02} host cron[1]: crlf\r").into_bytes()),
+        1 => sec.clone().prop_map(|s| format!("Aug 14 09:59:{s:02} host cron[1]: crlf\r").into_bytes()),
+        2 => (sec.clone(), proptest::collection::vec(any::<u8>(), 0..4), 0usize..3)
+            .prop_map(|(s, junk, at)| {
+                // bytes of any kind right where the date's end is judged
+                let mut l = format!("Aug 14 09:59:{s:02}").into_bytes();
+                if at > 0 {
+                    l.push(b' ');
+                }
+                l.extend_from_slice(&junk);
+                l.extend_from_slice(b" host sshd[7]: fail from 192.0.2.9");
+                l
+            }),
+        1 => (sec, proptest::collection::vec(any::<u8>(), 0..4), 0usize..3)
+            .prop_map(|(s, junk, spaces)| {
+                let mut l = format!("2005-08-14 09:59:{s:02}{}", " ".repeat(spaces)).into_bytes();
+                l.extend_from_slice(&junk);
+                l.extend_from_slice(b" x");
+                l
+            }),
     ]
 }
 
