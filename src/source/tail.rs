@@ -3,9 +3,9 @@
 //! written (rotated away). Receives "look now" calls ([`Tailer::poll`], with the time passed
 //! in); emits complete lines in batches through a callback, [`Notice`]s (missing file, a
 //! path that is not a regular file, rotation, truncation, lines skipped for length, I/O
-//! errors) and the current [`FileCheckpoint`]. Cutting bytes into lines is [`lines`]' job,
-//! gathering them into [`LineBatch`]es [`batch`]'s; opening a path (never blocking, regular
-//! files only) is [`super::open`]'s.
+//! errors) and the current [`FileCheckpoint`]. Reading a file into [`LineBatch`]es, cut into
+//! lines in place, is [`batch`]'s job; keeping the partial line between reads [`lines`]';
+//! opening a path (never blocking, regular files only) [`super::open`]'s.
 //!
 //! No threads and no waiting here: whoever owns a tailer decides when to poll (`watch.rs`
 //! says when something changed), so every step can be tested one call at a time.
