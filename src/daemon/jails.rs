@@ -29,8 +29,11 @@ use crate::action::command::{JailCounters, Ticket};
 use crate::metrics::Metrics;
 use crate::{error, info};
 
-/// Records waiting between a jail's source and its reader.
-const SOURCE_QUEUE: usize = 1024;
+/// Records waiting between a jail's source and its reader: journal and syslog records one
+/// each, a file's lines in batches of at most 64 KiB (with up to 8 KiB of slack and 32 KiB
+/// of line ends), so that what is read and not yet matched stays within about 26 MiB per
+/// jail.
+const SOURCE_QUEUE: usize = 256;
 
 /// One running action of a jail.
 pub enum ActionRuntime {

@@ -2,13 +2,16 @@
 //! ([`glob`]), one [`Tailer`] per file ([`tail`], identified by [`fingerprint`]) and the
 //! waiting between looks ([`watch`]). Receives the configured paths, the stored checkpoints
 //! (a lookup by path) and a stop request; emits [`SourceEvent`]s into a bounded channel:
-//! lines (raw bytes), records skipped for not being whole, checkpoints to store, warnings and
-//! information for the log; and counts what it passed on and skipped ([`SourceStats`]).
+//! batches of lines (raw bytes, [`LineBatch`]), records skipped for not being whole,
+//! checkpoints to store, warnings and information for the log; and counts what it passed on
+//! and skipped ([`SourceStats`]).
 //!
 //! [`FileSource`] is the whole logic without a thread (a test drives it poll by poll);
 //! [`spawn`] runs one on its own thread with a [`Waiter`] and returns a [`SourceHandle`].
 //! A full channel holds the source back (backpressure), which is why a line is only
-//! counted as read, and the checkpoint only moves past it, once the channel has taken it.
+//! counted as read, and the checkpoint only moves past it, once the channel has taken its
+//! batch. Memory stays bounded: the channel's capacity times the batch size
+//! ([`TailOptions::batch_bytes`]).
 //!
 //! Checkpoints follow fail2ban's log positions (compat §8): on start a file whose
 //! fingerprint matches its stored checkpoint resumes there, for `head` and `tail` alike;
@@ -48,7 +51,7 @@ use banhammer_store::Checkpoint;
 
 pub use fingerprint::Fingerprint;
 pub use tail::{
-    FileCheckpoint, Line, Notice, PollOutcome, StartAt, TailOptions, TailStats, Tailer,
+    FileCheckpoint, LineBatch, Notice, PollOutcome, StartAt, TailOptions, TailStats, Tailer,
 };
 pub use throttle::Throttle;
 pub use watch::{Backend, Stopper, WaitOptions, Waiter, Wake, WatchTargets, WatchedFile};
@@ -127,14 +130,14 @@ impl From<&Checkpoint> for FileCheckpoint {
 /// What a file source emits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
-    /// A complete line, without its terminator; raw bytes (decode lossily).
-    Line {
+    /// Complete lines of one file, in order (see [`LineBatch`]); raw bytes (decode
+    /// lossily). Sent as soon as the file has no more to give right now, never held back to
+    /// fill up.
+    Lines {
         /// The file's path as configured (after glob expansion).
         path: Arc<str>,
-        /// The line.
-        bytes: Vec<u8>,
-        /// Offset just after the line in the file it came from.
-        offset_after: u64,
+        /// The lines.
+        batch: LineBatch,
     },
     /// A record that carries its own time (a journal entry, a syslog datagram): the line
     /// as a syslog file would hold it without the date (`HOST IDENT[PID]: MESSAGE`), matched
@@ -217,7 +220,8 @@ impl fmt::Display for SkippedRecord {
 /// count on its own (relaxed atomics), read for metrics.
 #[derive(Debug, Default)]
 pub struct SourceStats {
-    /// Records passed on (lines, journal entries) and taken by the channel.
+    /// Records passed on (lines, journal entries) and taken by the channel (a batch counts
+    /// its lines).
     pub records: AtomicU64,
     /// Records skipped whole: longer than the limit or not whole (never matched).
     pub skipped: AtomicU64,
@@ -397,9 +401,9 @@ impl FileSource {
         WatchTargets { dirs, files }
     }
 
-    /// Looks at every file once: new lines, then the moved checkpoint, go to `sink`, which
-    /// returns `Break` to stop (channel full and stopping, or gone). Glob patterns are
-    /// expanded again first when due.
+    /// Looks at every file once: new lines (in batches), then the moved checkpoint, go to
+    /// `sink`, which returns `Break` to stop (channel full and stopping, or gone). Glob
+    /// patterns are expanded again first when due.
     pub fn poll(
         &mut self,
         now: Instant,
@@ -426,13 +430,13 @@ impl FileSource {
         for slot in &mut self.slots {
             let key = slot.key.clone();
             let stats = &self.stats;
-            let r = slot.tailer.poll(now, &mut |line| {
-                sink(SourceEvent::Line {
+            let r = slot.tailer.poll(now, &mut |batch| {
+                let n = batch.len() as u64;
+                sink(SourceEvent::Lines {
                     path: key.clone(),
-                    bytes: line.bytes.to_vec(),
-                    offset_after: line.offset_after,
+                    batch,
                 })?;
-                stats.records.fetch_add(1, Ordering::Relaxed);
+                stats.records.fetch_add(n, Ordering::Relaxed);
                 ControlFlow::Continue(())
             });
             for n in slot.tailer.take_notices() {

@@ -1,10 +1,11 @@
 //! Tailing one log path. Owns a [`Tailer`]: the open file behind a configured path, its read
 //! position, the partial last line, and files the path no longer names but that may still be
 //! written (rotated away). Receives "look now" calls ([`Tailer::poll`], with the time passed
-//! in); emits complete lines through a callback, [`Notice`]s (missing file, a path that is
-//! not a regular file, rotation, truncation, lines skipped for length, I/O errors) and the
-//! current [`FileCheckpoint`]. Cutting bytes into lines is [`lines`]' job; opening a path
-//! (never blocking, regular files only) is [`super::open`]'s.
+//! in); emits complete lines in batches through a callback, [`Notice`]s (missing file, a
+//! path that is not a regular file, rotation, truncation, lines skipped for length, I/O
+//! errors) and the current [`FileCheckpoint`]. Reading a file into [`LineBatch`]es, cut into
+//! lines in place, is [`batch`]'s job; keeping the partial line between reads [`lines`]';
+//! opening a path (never blocking, regular files only) [`super::open`]'s.
 //!
 //! No threads and no waiting here: whoever owns a tailer decides when to poll (`watch.rs`
 //! says when something changed), so every step can be tested one call at a time.
@@ -15,11 +16,13 @@
 //! 2. check the open file for truncation (size below our position, or a first line that is
 //!    no longer the fingerprinted one: copytruncate) and restart it at 0;
 //! 3. read it to its end (complete lines only; a partial last line waits; a line longer than
-//!    [`TailOptions::max_line`] is skipped whole, never passed on cut);
+//!    [`TailOptions::max_line`] is skipped whole, never passed on cut); the lines go out in
+//!    batches of one file each, the last one as soon as the file has no more to give;
 //! 4. `stat` the path: another inode there means rename+create (or delete+create). Read the
 //!    old descriptor to its end once more (a writer that rotates itself wrote its last lines
 //!    before creating the new file), keep it as rotated-away, and read the new file from 0.
 
+mod batch;
 mod lines;
 
 use std::fs::File;
@@ -31,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use super::fingerprint::{Fingerprint, Verdict};
 use super::open::{kind_of, open_regular, OpenError};
-use lines::{LineBuf, Piece};
+use batch::Batcher;
+pub use batch::LineBatch;
+use lines::LineBuf;
 
 /// Where reading starts when the path exists at startup and no checkpoint applies
 /// (fail2ban's `logpath = PATH [head|tail]`, compat §1.6).
@@ -53,6 +58,9 @@ pub struct TailOptions {
     pub max_line: usize,
     /// Bytes read per file per poll before giving the other files a turn.
     pub read_budget: usize,
+    /// Most bytes of lines in one [`LineBatch`] (a single longer line goes alone). With the
+    /// channel's capacity, what bounds the memory of lines read and not yet matched.
+    pub batch_bytes: usize,
     /// How long a rotated-away file is still read after it last grew (a daemon writes to its
     /// old descriptor until it reopens its log).
     pub rotate_grace: Duration,
@@ -63,6 +71,7 @@ impl Default for TailOptions {
         TailOptions {
             max_line: 64 * 1024,
             read_budget: 4 * 1024 * 1024,
+            batch_bytes: 64 * 1024,
             rotate_grace: Duration::from_secs(5),
         }
     }
@@ -77,16 +86,6 @@ pub struct FileCheckpoint {
     pub fingerprint: String,
     /// Offset of the first byte not yet passed on (always the start of a line).
     pub offset: u64,
-}
-
-/// One complete line.
-#[derive(Debug, Clone, Copy)]
-pub struct Line<'a> {
-    /// The line without its terminator (`\n`, and any `\r` before it, as fail2ban's
-    /// `rstrip('\r\n')`). Raw bytes: invalid UTF-8 is the caller's to decode.
-    pub bytes: &'a [u8],
-    /// Offset just after the line's `\n` in the file it was read from.
-    pub offset_after: u64,
 }
 
 /// Something worth telling an operator (or a test) about.
@@ -149,7 +148,7 @@ pub struct TailStats {
 pub struct PollOutcome {
     /// The read budget ran out: there is more to read right away.
     pub more: bool,
-    /// The callback said stop; the undelivered line will be read again next time.
+    /// The callback said stop; the batch not taken will be read again next time.
     pub stopped: bool,
 }
 
@@ -211,7 +210,6 @@ pub struct Tailer {
     opts: TailOptions,
     current: Option<OpenFile>,
     retired: Vec<OpenFile>,
-    chunk: Vec<u8>,
     /// The last open failure said (said again only when it changes).
     said_open: Option<Notice>,
     notices: Vec<Notice>,
@@ -235,7 +233,6 @@ impl Tailer {
         let mut t = Tailer {
             key: path.to_string_lossy().into_owned(),
             path,
-            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
             opts,
             current: None,
             retired: Vec::new(),
@@ -266,7 +263,6 @@ impl Tailer {
         Tailer {
             key: path.to_string_lossy().into_owned(),
             path,
-            chunk: vec![0; opts.max_line.clamp(4096, 64 * 1024)],
             opts,
             current: Some(of),
             retired: Vec::new(),
@@ -331,12 +327,13 @@ impl Tailer {
         Some(self.retired.remove(i))
     }
 
-    /// Reads what is new and passes each complete line to `emit`. `emit` returning
-    /// `Break` means "not taken": that line is read again by the next poll.
+    /// Reads what is new and passes the complete lines to `emit`, in batches (each of one
+    /// file, in order). `emit` returning `Break` means "not taken": that batch's lines are
+    /// read again by the next poll, and the checkpoint stays before them.
     pub fn poll(
         &mut self,
         now: Instant,
-        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+        emit: &mut dyn FnMut(LineBatch) -> ControlFlow<()>,
     ) -> PollOutcome {
         let mut budget = self.opts.read_budget;
         let mut out = PollOutcome {
@@ -352,8 +349,7 @@ impl Tailer {
                 let of = &mut self.retired[i];
                 read_lines(
                     of,
-                    &mut self.chunk,
-                    self.opts.max_line,
+                    &self.opts,
                     &mut budget,
                     emit,
                     &mut self.stats,
@@ -513,7 +509,7 @@ impl Tailer {
     fn read_to_end(
         &mut self,
         budget: &mut usize,
-        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+        emit: &mut dyn FnMut(LineBatch) -> ControlFlow<()>,
     ) -> Option<PollOutcome> {
         match self.read_current(budget, emit) {
             ReadEnd::Stopped => Some(PollOutcome {
@@ -531,15 +527,14 @@ impl Tailer {
     fn read_current(
         &mut self,
         budget: &mut usize,
-        emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+        emit: &mut dyn FnMut(LineBatch) -> ControlFlow<()>,
     ) -> ReadEnd {
         let Some(of) = self.current.as_mut() else {
             return ReadEnd::Eof;
         };
         match read_lines(
             of,
-            &mut self.chunk,
-            self.opts.max_line,
+            &self.opts,
             budget,
             emit,
             &mut self.stats,
@@ -620,7 +615,7 @@ fn tail_offset(file: &File, size: u64) -> io::Result<(u64, bool)> {
 }
 
 /// Strips the line terminator as fail2ban does (`rstrip('\r\n')`; the `\n` is already off).
-fn trim_cr(mut line: &[u8]) -> &[u8] {
+pub(super) fn trim_cr(mut line: &[u8]) -> &[u8] {
     while let [rest @ .., b'\r'] = line {
         line = rest;
     }
@@ -628,58 +623,53 @@ fn trim_cr(mut line: &[u8]) -> &[u8] {
 }
 
 /// Reads from `of.read_pos` to the end of the file (or until the budget is spent), passing
-/// complete lines on, skipping (and reporting) lines longer than `max_line`, and keeping the
-/// partial last line in `of.lines`.
+/// complete lines on in batches, skipping (and reporting) lines longer than `max_line`, and
+/// keeping the partial last line in `of.lines`. The file is read straight into the batch
+/// being filled ([`Batcher`]). `of.offset` moves only past batches taken (and past skipped
+/// lines once everything before them was taken): a batch not taken is read again from its
+/// first line, and a skipped line after it is counted then, not twice.
 fn read_lines(
     of: &mut OpenFile,
-    chunk: &mut [u8],
-    max_line: usize,
+    opts: &TailOptions,
     budget: &mut usize,
-    emit: &mut dyn FnMut(Line<'_>) -> ControlFlow<()>,
+    emit: &mut dyn FnMut(LineBatch) -> ControlFlow<()>,
     stats: &mut TailStats,
     notices: &mut Vec<Notice>,
 ) -> io::Result<ReadEnd> {
-    loop {
+    let mut out = Batcher::new(opts, &mut of.lines, emit);
+    let end = loop {
         if *budget == 0 {
-            return Ok(ReadEnd::Budget);
+            break Ok(ReadEnd::Budget);
         }
-        let want = chunk.len().min(*budget);
-        let n = match of.file.read_at(&mut chunk[..want], of.read_pos) {
-            Ok(0) => return Ok(ReadEnd::Eof),
+        let ControlFlow::Continue(want) = out.room(*budget, &mut of.offset, stats) else {
+            return Ok(not_taken(of));
+        };
+        let n = match out.read(&of.file, of.read_pos, want) {
+            Ok(0) => break Ok(ReadEnd::Eof),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         };
         *budget = budget.saturating_sub(n);
-        let base = of.read_pos;
-        let offset = &mut of.offset;
-        let flow = of
-            .lines
-            .feed(&chunk[..n], base, max_line, &mut |piece, offset_after| {
-                match piece {
-                    Piece::Line(bytes) => {
-                        emit(Line {
-                            bytes: trim_cr(bytes),
-                            offset_after,
-                        })?;
-                        stats.lines += 1;
-                    }
-                    Piece::Skipped { len } => {
-                        stats.skipped_lines += 1;
-                        stats.skipped_bytes += len;
-                        notices.push(Notice::Skipped { len });
-                    }
-                }
-                *offset = offset_after;
-                ControlFlow::Continue(())
-            });
-        if flow.is_break() {
-            // Not taken: everything from `offset` is read again next time.
-            of.restart_at(of.offset);
-            return Ok(ReadEnd::Stopped);
+        if out
+            .cut(of.read_pos, &mut of.offset, stats, notices)
+            .is_break()
+        {
+            return Ok(not_taken(of));
         }
-        of.read_pos = base + n as u64;
+        of.read_pos += n as u64;
+    };
+    // Nothing waits to fill a batch: what was read goes out now, whatever ended the reading
+    // (a read error included: those lines were read whole).
+    if out.finish(&mut of.offset, stats, &mut of.lines).is_break() {
+        return Ok(not_taken(of));
     }
+    end
+}
+
+/// A batch was not taken: everything from `of.offset` is read again next time.
+fn not_taken(of: &mut OpenFile) -> ReadEnd {
+    of.restart_at(of.offset);
+    ReadEnd::Stopped
 }
 
 /// Lets go of a file we stop reading (rotated away, its writer gone): an unfinished last

@@ -4,13 +4,15 @@ use std::io::Write;
 fn lines(src: &mut FileSource, now: Instant) -> Vec<(String, String)> {
     let mut out = Vec::new();
     src.poll(now, &mut |ev| {
-        if let SourceEvent::Line { path, bytes, .. } = ev {
+        if let SourceEvent::Lines { path, batch } = ev {
             let name = Path::new(&*path)
                 .file_name()
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            out.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+            for l in batch.lines() {
+                out.push((name.clone(), String::from_utf8_lossy(l).into_owned()));
+            }
         }
         ControlFlow::Continue(())
     });
@@ -246,11 +248,14 @@ fn a_flood_of_long_lines_is_counted_and_reported_rate_limited() {
     let spec = LogPathSpec::parse(&p.to_string_lossy());
     let mut src = FileSource::new(vec![spec], opts, no_checkpoints(), t0);
     let evs = events(&mut src, t0);
-    let lines: Vec<&SourceEvent> = evs
+    let lines: Vec<&[u8]> = evs
         .iter()
-        .filter(|e| matches!(e, SourceEvent::Line { .. }))
+        .flat_map(|e| match e {
+            SourceEvent::Lines { batch, .. } => batch.lines().collect(),
+            _ => Vec::new(),
+        })
         .collect();
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines, [b"whole"]);
     let skipped: Vec<&SkippedRecord> = evs
         .iter()
         .filter_map(|e| match e {
@@ -331,7 +336,7 @@ fn a_fifo_at_a_log_path_is_refused_once_and_a_file_replacing_it_is_read() {
         for ev in events(&mut src, t0 + Duration::from_secs(i * 100)) {
             match ev {
                 SourceEvent::Warning(w) => warnings.push(w),
-                SourceEvent::Line { .. } => panic!("read a FIFO"),
+                SourceEvent::Lines { .. } => panic!("read a FIFO"),
                 _ => {}
             }
         }
@@ -393,7 +398,7 @@ fn a_rotation_to_a_fifo_keeps_the_old_file_and_warns_once() {
         for ev in events(&mut src, t0) {
             match ev {
                 SourceEvent::Warning(w) => warnings.push(w),
-                SourceEvent::Line { bytes, .. } => got.push(bytes),
+                SourceEvent::Lines { batch, .. } => got.extend(batch.lines().map(<[u8]>::to_vec)),
                 _ => {}
             }
         }

@@ -143,7 +143,7 @@ fn take(seen: &mut Seen, ev: SourceEvent) {
         SourceEvent::Warning(w) => seen.warnings.push(w),
         SourceEvent::CaughtUp => seen.caught_up = true,
         SourceEvent::Skipped(s) => seen.skipped.push(s),
-        SourceEvent::Info(_) | SourceEvent::Line { .. } => {}
+        SourceEvent::Info(_) | SourceEvent::Lines { .. } => {}
     }
 }
 

@@ -13,5 +13,6 @@ mod journal;
 mod netns;
 mod nftables;
 mod own_samples;
+mod skip_path;
 mod syslog_socket;
 mod tailing;

@@ -56,14 +56,17 @@ impl Collector {
             for ev in rx {
                 let mut d = d.lock().unwrap();
                 match ev {
-                    SourceEvent::Line { path, bytes, .. } => {
+                    SourceEvent::Lines { path, batch } => {
                         let name = Path::new(&*path)
                             .file_name()
                             .unwrap()
                             .to_string_lossy()
                             .into_owned();
-                        d.lines
-                            .push((name, String::from_utf8(bytes).unwrap(), Instant::now()));
+                        let now = Instant::now();
+                        for l in batch.lines() {
+                            let text = String::from_utf8(l.to_vec()).unwrap();
+                            d.lines.push((name.clone(), text, now));
+                        }
                     }
                     SourceEvent::Checkpoint(cp) => {
                         let n = d.lines.len();

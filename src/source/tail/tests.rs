@@ -1,4 +1,5 @@
 use super::*;
+use proptest::prelude::*;
 use std::io::Write;
 
 struct Fx {
@@ -33,8 +34,8 @@ impl Fx {
 /// Polls once, returning the lines as strings.
 fn poll(t: &mut Tailer, now: Instant) -> Vec<String> {
     let mut out = Vec::new();
-    t.poll(now, &mut |l| {
-        out.push(String::from_utf8_lossy(l.bytes).into_owned());
+    t.poll(now, &mut |b| {
+        out.extend(b.lines().map(|l| String::from_utf8_lossy(l).into_owned()));
         ControlFlow::Continue(())
     });
     out
@@ -60,11 +61,18 @@ fn offsets_and_raw_bytes() {
     fx.append("log", b"ok\n\xff\xfebad\n");
     let mut t = fx.tailer("log", StartAt::Head, None);
     let mut got = Vec::new();
-    t.poll(fx.now, &mut |l| {
-        got.push((l.bytes.to_vec(), l.offset_after));
+    t.poll(fx.now, &mut |b| {
+        got.push((
+            b.lines().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+            b.offset_after(),
+        ));
         ControlFlow::Continue(())
     });
-    assert_eq!(got, [(b"ok".to_vec(), 3), (b"\xff\xfebad".to_vec(), 9)]);
+    assert_eq!(
+        got,
+        [(vec![b"ok".to_vec(), b"\xff\xfebad".to_vec()], 9)],
+        "one batch"
+    );
 }
 
 #[test]
@@ -304,22 +312,29 @@ fn a_released_file_never_passes_on_its_unfinished_last_line() {
 }
 
 #[test]
-fn a_line_not_taken_is_offered_again() {
+fn a_batch_not_taken_is_offered_again() {
     let fx = Fx::new();
     fx.append("log", b"a\nb\nc\n");
-    let mut t = fx.tailer("log", StartAt::Head, None);
+    // Batches of one line each (a 2-byte batch holds "a\n").
+    let opts = TailOptions {
+        batch_bytes: 2,
+        ..TailOptions::default()
+    };
+    let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts, fx.now);
     let mut got = Vec::new();
-    let out = t.poll(fx.now, &mut |l| {
-        if l.bytes == b"b" {
+    let out = t.poll(fx.now, &mut |b| {
+        if b.bytes() == b"b\n" {
             return ControlFlow::Break(());
         }
-        got.push(l.bytes.to_vec());
+        got.push(b.bytes().to_vec());
         ControlFlow::Continue(())
     });
     assert!(out.stopped);
-    assert_eq!(got, [b"a".to_vec()]);
+    assert_eq!(got, [b"a\n".to_vec()]);
     assert_eq!(t.checkpoint().unwrap().offset, 2);
+    assert_eq!(t.stats().lines, 1);
     assert_eq!(poll(&mut t, fx.now), ["b", "c"]);
+    assert_eq!(t.stats().lines, 3);
 }
 
 #[test]
@@ -340,8 +355,8 @@ fn budget_splits_big_reads() {
     loop {
         rounds += 1;
         let mut k = 0;
-        let out = t.poll(fx.now, &mut |_| {
-            k += 1;
+        let out = t.poll(fx.now, &mut |b| {
+            k += b.len();
             ControlFlow::Continue(())
         });
         n += k;
@@ -432,4 +447,143 @@ fn a_line_cut_at_64k_is_never_matched() {
     assert!(t.take_notices().contains(&Notice::Skipped {
         len: line.len() as u64 - 1
     }));
+}
+
+/// The lines of `input` by the definition: split at `\n` (a last piece without one is not a
+/// line yet), trailing `\r`s cut off; `Err(len)` for a line longer than `max_line` (counted
+/// with its `\r`s, without its `\n`). Each with the offset just after its `\n`.
+fn lines_of(input: &[u8], max_line: usize) -> Vec<(Result<Vec<u8>, u64>, u64)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &b) in input.iter().enumerate() {
+        if b == b'\n' {
+            let raw = &input[start..i];
+            let item = if raw.len() <= max_line {
+                Ok(trim_cr(raw).to_vec())
+            } else {
+                Err(raw.len() as u64)
+            };
+            out.push((item, i as u64 + 1));
+            start = i + 1;
+        }
+    }
+    out
+}
+
+/// Cuts `input` at the given points (taken modulo its length, sorted, deduplicated).
+fn pieces<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for p in points {
+        out.push(&input[prev..p]);
+        prev = p;
+    }
+    out.push(&input[prev..]);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Batching, whatever way the file is written (appended in pieces), read (budgets that
+    /// cut reads anywhere), batched (any size) and taken (batches refused at random, the
+    /// tailer restarted from its checkpoint at random): every line of the input is passed
+    /// on exactly once, in order, whole; each batch holds its lines each followed by one
+    /// `\n`, within its size bounds (and keeps little more room than it fills), and ends
+    /// where its last line ends in the file; a line
+    /// too long is skipped and counted once, never passed on; and after every poll the
+    /// checkpoint covers exactly the lines taken (and skipped) so far.
+    #[test]
+    fn any_batching_passes_on_exactly_the_lines_of_the_input(
+        input in proptest::collection::vec(
+            prop_oneof![3 => Just(b'\n'), 1 => Just(b'\r'), 12 => any::<u8>()],
+            0..600,
+        ),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        max_line in 1usize..40,
+        batch_bytes in 1usize..80,
+        read_budget in 1usize..100,
+        refuse in proptest::collection::vec(any::<bool>(), 0..16),
+        restart in proptest::collection::vec(any::<bool>(), 0..16),
+    ) {
+        let fx = Fx::new();
+        fx.append("log", b"");
+        let opts = TailOptions {
+            max_line,
+            batch_bytes,
+            read_budget,
+            ..TailOptions::default()
+        };
+        let expected = lines_of(&input, max_line);
+        let wanted: Vec<(Vec<u8>, u64)> = expected
+            .iter()
+            .filter_map(|(l, end)| l.as_ref().ok().map(|l| (l.clone(), *end)))
+            .collect();
+        let mut refuse = refuse.into_iter();
+        let mut restart = restart.into_iter();
+        let mut t = Tailer::new(fx.p("log"), StartAt::Head, None, opts.clone(), fx.now);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut skipped = 0;
+        for piece in pieces(&input, &cuts) {
+            fx.append("log", piece);
+            loop {
+                let mut bad: Option<String> = None;
+                let out = t.poll(fx.now, &mut |b| {
+                    if refuse.next().unwrap_or(false) {
+                        return ControlFlow::Break(());
+                    }
+                    let lines: Vec<&[u8]> = b.lines().collect();
+                    let mut bytes = Vec::new();
+                    for l in &lines {
+                        bytes.extend_from_slice(l);
+                        bytes.push(b'\n');
+                    }
+                    let k = got.len() + lines.len();
+                    let problem = if lines.is_empty() || lines.len() != b.len() {
+                        Some("no lines".to_string())
+                    } else if bytes != b.bytes() {
+                        Some(format!("bytes {:?} are not lines {lines:?}", b.bytes()))
+                    } else if b.bytes().len() > batch_bytes && lines.len() > 1 {
+                        Some(format!("{} bytes over {batch_bytes}", b.bytes().len()))
+                    } else if lines.len() > (batch_bytes / 16).max(1) {
+                        Some(format!("{} lines", lines.len()))
+                    } else if b.capacity().0 > b.bytes().len() + batch_bytes / 8
+                        || b.capacity().1 > (batch_bytes / 16).max(1)
+                    {
+                        Some(format!("room for {:?}", b.capacity()))
+                    } else if wanted.get(k - 1).map(|w| w.1) != Some(b.offset_after()) {
+                        Some(format!("ends at {} (line {k})", b.offset_after()))
+                    } else {
+                        None
+                    };
+                    if problem.is_some() && bad.is_none() {
+                        bad = problem;
+                    }
+                    got.extend(lines.iter().map(|l| l.to_vec()));
+                    ControlFlow::Continue(())
+                });
+                prop_assert!(bad.is_none(), "{:?}", bad);
+                // The checkpoint: a line end (or 0), covering exactly the lines taken.
+                let cp = t.checkpoint().map_or(0, |c| c.offset);
+                prop_assert!(cp == 0 || expected.iter().any(|e| e.1 == cp), "{}", cp);
+                let covered = wanted.iter().filter(|w| w.1 <= cp).count();
+                prop_assert_eq!(covered, got.len(), "checkpoint {}", cp);
+                if restart.next().unwrap_or(false) {
+                    skipped += t.stats().skipped_lines;
+                    let cp = t.checkpoint();
+                    t = Tailer::new(fx.p("log"), StartAt::Head, cp.as_ref(), opts.clone(), fx.now);
+                }
+                if !out.more && !out.stopped {
+                    break;
+                }
+            }
+        }
+        skipped += t.stats().skipped_lines;
+        let want: Vec<Vec<u8>> = wanted.iter().map(|w| w.0.clone()).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(skipped, expected.iter().filter(|e| e.0.is_err()).count() as u64);
+    }
 }

@@ -674,3 +674,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The sticky shortcut reads a line's raw bytes and answers alike for them and for
+    /// their lossy UTF-8 decoding (what `detect` is given), whatever bytes follow the date:
+    /// the block path passes lines over on raw bytes.
+    #[test]
+    fn the_shortcut_answers_alike_for_raw_bytes_and_their_decoding(
+        iso in any::<bool>(),
+        sec in 0u32..60,
+        spaces in 0usize..3,
+        junk in proptest::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                Just(b' '), Just(b'\t'), Just(b'.'), Just(b','), Just(b'+'), Just(b'Z'),
+                Just(b'1'), Just(0xc3), Just(0xa9), Just(0xff),
+            ],
+            0..8,
+        ),
+    ) {
+        let mut d = det(None);
+        // the sticky template set by a clean line of the format
+        let clean = if iso { "2005-08-14 09:59:00 x" } else { "Aug 14 09:59:00 x" };
+        prop_assert!(d.detect(clean).is_some());
+        let mut raw = if iso {
+            format!("2005-08-14 09:59:{sec:02}")
+        } else {
+            format!("Aug 14 09:59:{sec:02}")
+        }
+        .into_bytes();
+        raw.extend(std::iter::repeat_n(b' ', spaces));
+        raw.extend_from_slice(&junk);
+        let decoded = String::from_utf8_lossy(&raw).into_owned();
+        let mut d2 = d.clone();
+        let on_raw = d.peek_fast(&raw);
+        prop_assert_eq!(on_raw, d2.peek_fast(decoded.as_bytes()));
+        if let Some(h) = on_raw {
+            prop_assert!(raw[..h.end].is_ascii());
+        }
+    }
+}

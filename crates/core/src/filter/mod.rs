@@ -6,12 +6,15 @@
 //! that is immutable and shared, and per log source a [`FilterRunner`] holding the mutable state
 //! (line buffer for `maxlines`, multi-line failure-id cache, date detector). The runner receives
 //! one decoded line at a time and emits a [`LineResult`] with the failures found, following
-//! fail2ban's `Filter.processLine`/`findFailure` (`compat.md` §2.3, §9.3).
+//! fail2ban's `Filter.processLine`/`findFailure` (`compat.md` §2.3, §9.3); or a block of raw
+//! lines ([`block`]), passing over the lines its literal prefilter rules out.
 
+mod block;
 mod failset;
 mod prefilter;
 mod runner;
 
+pub use block::BlockCounts;
 pub use prefilter::Prefilter;
 pub use runner::{
     Failure, FilterRunner, GroupName, GroupValue, HostKind, LastDate, LineMatches, LineResult,

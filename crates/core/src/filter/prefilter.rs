@@ -28,6 +28,11 @@ pub struct Prefilter {
     literals: Vec<Vec<u8>>,
     /// Built from the prefregex (true) or from the failregexes (false).
     pub(crate) from_prefregex: bool,
+    /// No literal holds a `\n`: every occurrence in a text of lines lies within one line
+    /// (see [`Prefilter::is_line_local`]).
+    line_local: bool,
+    /// Every literal is ASCII (see [`Prefilter::is_ascii`]).
+    ascii: bool,
 }
 
 impl Prefilter {
@@ -50,6 +55,22 @@ impl Prefilter {
     /// The literals.
     pub fn literals(&self) -> &[Vec<u8>] {
         &self.literals
+    }
+
+    /// Whether no literal holds a `\n`. Then, in a text of lines, every occurrence lies
+    /// within one line, and [`Prefilter::find`] finds one in the first line holding any
+    /// (its searchers report the leftmost match, or the one ending first: either lies in
+    /// that line), so every line before it holds none.
+    pub fn is_line_local(&self) -> bool {
+        self.line_local
+    }
+
+    /// Whether every literal is ASCII. Then a text holds one when its lossy UTF-8
+    /// decoding does: decoding keeps every ASCII byte, in order, and only puts non-ASCII
+    /// characters (U+FFFD) where bytes were invalid, so a run of ASCII bytes in the decoding
+    /// is one in the raw bytes.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
     }
 
     pub(super) fn build(pref: Option<&CompiledRegex>, fail: &[CompiledRegex]) -> Option<Self> {
@@ -82,6 +103,8 @@ impl Prefilter {
         Some(Prefilter {
             packed,
             ac,
+            line_local: lits.iter().all(|l| !l.contains(&b'\n')),
+            ascii: lits.iter().all(|l| l.is_ascii()),
             literals: lits,
             from_prefregex,
         })

@@ -516,6 +516,26 @@ impl<'f> FilterRunner<'f> {
         }
     }
 
+    /// The filter this runner runs.
+    pub(super) fn filter(&self) -> &'f Filter {
+        self.filter
+    }
+
+    /// What the lines seen so far changed in this runner (the date detector's order,
+    /// counts and positions, the last date seen, the line buffer's length), as text: for
+    /// tests that feed two runners the same lines different ways and compare. Caches whose
+    /// contents never change an answer are left out.
+    pub fn state_summary(&self) -> String {
+        format!(
+            "{} {:?} {:?} {:?} {}",
+            self.date.state(),
+            self.date_now,
+            self.last_date,
+            self.last_time_text,
+            self.lines.len(),
+        )
+    }
+
     /// This runner's date detector (its template order and hits evolve with the lines seen).
     pub fn date_detector(&self) -> &DateDetector {
         &self.date
@@ -524,12 +544,78 @@ impl<'f> FilterRunner<'f> {
     /// The date of `line` (already stripped of its line end), with the detector's clock
     /// (year inference, `%ExY`) set to `now` when that changed.
     fn detect_date(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        self.set_date_now(now);
+        self.date.detect(line)
+    }
+
+    /// Sets the date detector's clock to `now` when that changed (see [`Self::detect_date`]).
+    #[inline]
+    fn set_date_now(&mut self, now: f64) {
         let now_s = now as i64;
         if self.date_now != Some(now_s) {
             self.date.set_now(now_s);
             self.date_now = Some(now_s);
         }
-        self.date.detect(line)
+    }
+
+    /// Whether [`Self::process_line`] on `line` (after [`Self::pass_ready`] for its time) —
+    /// a line in which the caller found none of the literal prefilter's literals (none in
+    /// `line` followed by `\n`; the literals hold no `\n`) — would find nothing and only
+    /// record its date: then its date hit, with nothing recorded yet (see
+    /// [`Self::record_passed`]); else `None`, nothing changed (the day cache aside), and the
+    /// line must go through `process_line`.
+    ///
+    /// `line` is raw bytes, which `process_line` would get decoded lossily: the caller must
+    /// know that the decoding holds no literal either — `line` is valid UTF-8, or the
+    /// literals are ASCII ([`super::Prefilter::is_ascii`]). The date shortcut answers alike
+    /// for raw and decoded bytes (see `DateDetector::peek_fast`), and the date it finds is
+    /// ASCII, the same text in both.
+    ///
+    /// Passed over: a line of a single-line filter with a prefilter, whose date the date
+    /// detector's sticky shortcut finds at its start. `process_line` would record the date
+    /// (the detector's counts and positions, the last date seen, which later lines without a
+    /// date use) and render the buffer `line[date end..]` + `\n`: a piece of `line` followed
+    /// by `\n`, so without any literal, and the prefilter ends the line there, before any
+    /// regex, the line buffer or the multi-line id cache is touched. (`process_line` strips
+    /// a trailing `\r` or `\n` first; a line ending in one is left to it.)
+    #[inline]
+    pub(super) fn pass_over(&mut self, line: &[u8]) -> Option<DateHit> {
+        if matches!(line.last(), Some(b'\r' | b'\n')) {
+            return None;
+        }
+        self.date.peek_fast(line).filter(|h| {
+            h.start == 0
+                && h.end > 0
+                && line.get(..h.end).is_some_and(<[u8]>::is_ascii)
+                && h.has_time()
+        })
+    }
+
+    /// Before the first [`Self::pass_over`] of lines processed at time `now`: whether this
+    /// runner can pass lines over at all (a single-line filter with a prefilter); sets the
+    /// date detector's clock as `process_line` would first thing.
+    pub(super) fn pass_ready(&mut self, now: f64) -> bool {
+        let f = self.filter;
+        if f.maxlines > 1 || f.prefilter.is_none() {
+            return false;
+        }
+        self.set_date_now(now);
+        true
+    }
+
+    /// Records what [`Self::process_line`] would have recorded for `n` lines passed over
+    /// ([`Self::pass_over`]), the last one `line` with date `hit`: the date detector's
+    /// counts add up, the last date seen is the last line's. Must come before anything else
+    /// is done with this runner after those `pass_over`s.
+    pub(super) fn record_passed(&mut self, n: usize, line: &[u8], hit: &DateHit) {
+        self.date.record_fast(n as u64, line, hit);
+        // `process_detected`'s bookkeeping of a dated line (its date is ASCII: checked by
+        // `pass_over`)
+        self.last_time_text.clear();
+        let date = line.get(..hit.end).unwrap_or_default();
+        self.last_time_text
+            .push_str(std::str::from_utf8(date).unwrap_or_default());
+        self.last_date = Some(hit.time);
     }
 
     /// Process one log line (fail2ban `processLine`). A trailing `\r\n` is stripped.
